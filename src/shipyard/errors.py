@@ -1,0 +1,130 @@
+"""The one exception tree of Shipyard.
+
+Every error carries the HTTP status the server answers with and the exit code the CLI
+exits with; each edge translates them once.
+
+    ShipyardError                      500  exit 1
+    ├── InvalidInputError              400  exit 3   bad names, references, data, options
+    │   ├── InvalidNameError
+    │   ├── InvalidReferenceError
+    │   └── SignatureMismatchError         data that does not fit a model's signature
+    ├── UnsafeInputError               400  exit 4   input refused because loading it runs code
+    ├── NotFoundError                  404  exit 5
+    │   ├── ModelNotFoundError
+    │   ├── VersionNotFoundError
+    │   ├── AliasNotFoundError
+    │   └── ArtifactNotFoundError
+    ├── ConflictError                  409  exit 6   the state forbids the change
+    ├── FormatError                    422  exit 7   a model we cannot read or convert
+    │   ├── UnknownFlavorError
+    │   ├── CorruptModelError
+    │   ├── ConversionError
+    │   └── ParityError                    the converted model disagrees with its source
+    ├── IntegrityError                 500  exit 8   an artifact does not match its digest
+    ├── StorageError                   507  exit 9   the disk or database failed us
+    └── MissingDependencyError         500  exit 10  an optional extra is not installed
+"""
+
+from __future__ import annotations
+
+
+class ShipyardError(Exception):
+    """Base of every error Shipyard raises on purpose."""
+
+    http_status: int = 500
+    exit_code: int = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInputError(ShipyardError):
+    http_status = 400
+    exit_code = 3
+
+
+class InvalidNameError(InvalidInputError):
+    pass
+
+
+class InvalidReferenceError(InvalidInputError):
+    pass
+
+
+class SignatureMismatchError(InvalidInputError):
+    pass
+
+
+class UnsafeInputError(ShipyardError):
+    http_status = 400
+    exit_code = 4
+
+
+class NotFoundError(ShipyardError):
+    http_status = 404
+    exit_code = 5
+
+
+class ModelNotFoundError(NotFoundError):
+    pass
+
+
+class VersionNotFoundError(NotFoundError):
+    pass
+
+
+class AliasNotFoundError(NotFoundError):
+    pass
+
+
+class ArtifactNotFoundError(NotFoundError):
+    pass
+
+
+class ConflictError(ShipyardError):
+    http_status = 409
+    exit_code = 6
+
+
+class FormatError(ShipyardError):
+    http_status = 422
+    exit_code = 7
+
+
+class UnknownFlavorError(FormatError):
+    pass
+
+
+class CorruptModelError(FormatError):
+    pass
+
+
+class ConversionError(FormatError):
+    pass
+
+
+class ParityError(FormatError):
+    pass
+
+
+class IntegrityError(ShipyardError):
+    http_status = 500
+    exit_code = 8
+
+
+class StorageError(ShipyardError):
+    http_status = 507
+    exit_code = 9
+
+
+class MissingDependencyError(ShipyardError):
+    http_status = 500
+    exit_code = 10
+
+    @classmethod
+    def for_extra(cls, module: str, extra: str) -> MissingDependencyError:
+        return cls(
+            f"{module} is not installed; install Shipyard with the '{extra}' extra: "
+            f"pip install 'shipyard[{extra}]'"
+        )

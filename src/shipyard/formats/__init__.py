@@ -1,0 +1,6 @@
+"""Converters from every supported source to ONNX, with parity checks, and registration."""
+
+from shipyard.formats.base import DEFAULT_TOLERANCE, FLAVORS
+from shipyard.formats.registration import register
+
+__all__ = ["DEFAULT_TOLERANCE", "FLAVORS", "register"]

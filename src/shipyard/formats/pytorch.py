@@ -1,0 +1,90 @@
+"""PyTorch ``nn.Module``s, exported with a dynamic batch axis."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shipyard.errors import ConversionError, InvalidInputError, MissingDependencyError
+from shipyard.formats.base import Converted, Samples
+from shipyard.formats.parity import numeric_parity
+from shipyard.registry.domain import ModelKind
+from shipyard.runtime.predictor import MODEL_FILE, Predictor
+from shipyard.runtime.session import make_session, session_signature
+
+OPSET = 17
+INPUT_NAME = "input"
+MAX_PARITY_ROWS = 256
+
+
+def convert_pytorch(
+    module: Any, staging: Path, example_input: Any, samples: Samples | None, tolerance: float
+) -> Converted:
+    try:
+        import torch
+    except ImportError:
+        raise MissingDependencyError.for_extra("torch", "torch") from None
+    if example_input is None:
+        raise InvalidInputError(
+            "a PyTorch model needs an example input (a tensor or array with a batch axis) to export"
+        )
+    example = torch.as_tensor(np.asarray(example_input))
+    if example.dtype == torch.float64:
+        example = example.float()
+    if example.ndim == 0:
+        raise InvalidInputError("the example input must have a batch axis (shape [batch, ...])")
+    module.eval()
+    with torch.no_grad():
+        try:
+            probe = module(example)
+        except Exception as exc:
+            raise InvalidInputError(f"the model cannot run its example input: {exc}") from None
+    outputs = probe if isinstance(probe, tuple | list) else (probe,)
+    output_names = ["output"] if len(outputs) == 1 else [f"output_{i}" for i in range(len(outputs))]
+    dynamic = {name: {0: "batch"} for name in [INPUT_NAME, *output_names]}
+    buffer = io.BytesIO()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                module,
+                (example,),
+                buffer,
+                input_names=[INPUT_NAME],
+                output_names=output_names,
+                dynamic_axes=dynamic,
+                opset_version=OPSET,
+                dynamo=False,  # the TorchScript exporter honours dynamic_axes and opset 17
+            )
+    except Exception as exc:
+        raise ConversionError(f"torch.onnx.export failed: {str(exc).splitlines()[0]}") from None
+    target = staging / MODEL_FILE
+    target.write_bytes(buffer.getvalue())
+    signature = session_signature(make_session(str(target)))
+    predictor = Predictor({MODEL_FILE: buffer.getvalue()}, signature, ModelKind.TENSOR)
+
+    rows = np.asarray(samples if samples is not None else example.numpy())[:MAX_PARITY_ROWS]
+    if not isinstance(samples, list) and len(rows) == 1:
+        rows = np.repeat(rows, 3, axis=0)  # a batch of another size proves the batch axis is dynamic
+    tensor = torch.as_tensor(rows).to(example.dtype)
+    with torch.no_grad():
+        expected = module(tensor)
+    expected_list = [t.numpy() for t in (expected if isinstance(expected, tuple | list) else (expected,))]
+    actual = predictor.predict(tensor.numpy())
+    parity = numeric_parity(expected_list, [actual[n] for n in output_names], tolerance, len(rows))
+    return Converted(
+        "pytorch",
+        ModelKind.TENSOR,
+        {MODEL_FILE: target},
+        signature,
+        parity,
+        details={
+            "module": type(module).__name__,
+            "converter": f"torch.onnx {torch.__version__}",
+            "opset": OPSET,
+        },
+    )

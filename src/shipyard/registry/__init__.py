@@ -1,0 +1,34 @@
+"""Where models live: metadata in SQL, artifacts in a content-addressed store.
+
+Imports nothing above itself (formats, runtime, server... build on it).
+"""
+
+from shipyard.registry.domain import (
+    ArtifactFile,
+    Event,
+    Model,
+    ModelKind,
+    ModelVersion,
+    Signature,
+    TensorSpec,
+    VersionStatus,
+)
+from shipyard.registry.names import ModelRef, validate_name
+from shipyard.registry.registry import NewVersion, ProgressFactory, Registry, quiet_progress
+
+__all__ = [
+    "ArtifactFile",
+    "Event",
+    "Model",
+    "ModelKind",
+    "ModelRef",
+    "ModelVersion",
+    "NewVersion",
+    "ProgressFactory",
+    "Registry",
+    "Signature",
+    "TensorSpec",
+    "VersionStatus",
+    "quiet_progress",
+    "validate_name",
+]

@@ -1,0 +1,355 @@
+"""The Registry: models, immutable versions, movable aliases and the audit log."""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy.exc
+from sqlalchemy import select
+
+from shipyard.errors import (
+    AliasNotFoundError,
+    ConflictError,
+    IntegrityError,
+    InvalidInputError,
+    StorageError,
+)
+from shipyard.registry import store
+from shipyard.registry.artifacts import ArtifactStore, ProgressCallback, StoredBlob
+from shipyard.registry.database import Database
+from shipyard.registry.domain import (
+    ArtifactFile,
+    Event,
+    Model,
+    ModelKind,
+    ModelVersion,
+    Signature,
+    VersionStatus,
+)
+from shipyard.registry.names import ModelRef, validate_name
+from shipyard.registry.schema import AliasRow, EventRow, FileRow, ModelRow, VersionRow
+from shipyard.settings import Settings
+
+VERSION_RACE_RETRIES = 20
+
+# Progress of long work: (description, total bytes) -> callback per chunk of bytes done.
+ProgressFactory = Callable[[str, int], ProgressCallback]
+
+
+def quiet_progress(_description: str, _total: int) -> ProgressCallback:
+    return lambda _n: None
+
+
+@dataclass
+class NewVersion:
+    """Everything a converter produced, staged on disk, ready to become a version."""
+
+    flavor: str
+    kind: ModelKind
+    signature: Signature
+    files: Mapping[str, Path]  # logical name -> staged file
+    input_example: Any = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    conversion: dict[str, Any] = field(default_factory=dict)
+    run_id: str | None = None
+    parent_version: int | None = None
+    description: str | None = None
+
+
+def _ref(ref: str | ModelRef) -> ModelRef:
+    return ref if isinstance(ref, ModelRef) else ModelRef.parse(ref)
+
+
+class Registry:
+    """Metadata in a SQL database, artifacts in a content-addressed folder."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        self.database = Database(self.settings.database_url, self.settings.home)
+        self.artifacts = ArtifactStore(self.settings.artifacts_dir)
+        self.actor = self.settings.actor or _os_user()
+        self.database.ensure_schema()
+
+    def close(self) -> None:
+        self.database.dispose()
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # Reading ---------------------------------------------------------------------------
+
+    def list_models(self) -> list[Model]:
+        with self.database.session() as session:
+            rows = session.scalars(select(ModelRow).order_by(ModelRow.name))
+            return [store.to_model(session, row) for row in rows]
+
+    def get_model(self, name: str) -> Model:
+        with self.database.session() as session:
+            return store.to_model(session, store.model_row(session, validate_name(name)))
+
+    def list_versions(self, name: str) -> list[ModelVersion]:
+        with self.database.session() as session:
+            model = store.model_row(session, validate_name(name))
+            aliases = store.aliases_by_version(session, model.id)
+            rows = session.scalars(
+                select(VersionRow).where(VersionRow.model_id == model.id).order_by(VersionRow.version)
+            )
+            return [store.to_version(row, aliases.get(row.version)) for row in rows]
+
+    def get_version(self, ref: str | ModelRef) -> ModelVersion:
+        """Resolve ``name``, ``name:3`` or ``name@alias`` to a version."""
+        parsed = _ref(ref)
+        with self.database.session() as session:
+            row = store.resolve_row(session, parsed)
+            aliases = store.aliases_by_version(session, row.model_id).get(row.version)
+            return store.to_version(row, aliases)
+
+    def events(self, name: str | None = None, limit: int = 100) -> list[Event]:
+        with self.database.session() as session:
+            query = select(EventRow).order_by(EventRow.id.desc()).limit(limit)
+            if name is not None:
+                query = query.where(EventRow.model == validate_name(name))
+            return [store.to_event(row) for row in session.scalars(query)]
+
+    # Artifacts of a version -------------------------------------------------------------
+
+    def read_file(self, version: ModelVersion, path: str) -> bytes:
+        """One file of a version, verified against its digest."""
+        entry = version.file(path)
+        if entry is None:
+            raise InvalidInputError(f"{version.ref} has no artifact file {path!r}")
+        return self.artifacts.read_verified(entry.digest, path)
+
+    def read_files(self, version: ModelVersion) -> dict[str, bytes]:
+        """All files of a version, each verified, after checking the manifest itself."""
+        manifest = self.artifacts.read_manifest(version.artifact_digest)
+        expected = {f.path: f for f in version.files}
+        if manifest != expected:
+            raise_manifest_mismatch(version, manifest, expected)
+        return {f.path: self.artifacts.read_verified(f.digest, f.path) for f in version.files}
+
+    def verify(self, ref: str | ModelRef, progress: ProgressFactory = quiet_progress) -> ModelVersion:
+        """Re-hash every file of a version; raise IntegrityError naming the first bad one."""
+        version = self.get_version(ref)
+        manifest = self.artifacts.read_manifest(version.artifact_digest)
+        expected = {f.path: f for f in version.files}
+        if manifest != expected:
+            raise_manifest_mismatch(version, manifest, expected)
+        for entry in version.files:
+            self.artifacts.verify(entry.digest, entry.path, progress(f"verify {entry.path}", entry.size))
+        return version
+
+    # Writing ---------------------------------------------------------------------------
+
+    def create_version(
+        self,
+        name: str,
+        new: NewVersion,
+        *,
+        alias: str | None = None,
+        progress: ProgressFactory = quiet_progress,
+    ) -> ModelVersion:
+        """Store the staged files, then add the version row; all or nothing."""
+        validate_name(name)
+        if alias is not None:
+            validate_name(alias, "alias name")
+        created: list[str] = []
+        try:
+            files = []
+            for path, source in sorted(new.files.items()):
+                blob = self.artifacts.put_file(source, progress(f"store {path}", source.stat().st_size))
+                if blob.created:
+                    created.append(blob.digest)
+                files.append(ArtifactFile(path, blob.digest, blob.size))
+            manifest: StoredBlob = self.artifacts.put_manifest(files)
+            if manifest.created:
+                created.append(manifest.digest)
+            return self._insert_version(name, new, files, manifest.digest, alias)
+        except BaseException:
+            self._discard_unreferenced(created)
+            raise
+
+    def _insert_version(
+        self,
+        name: str,
+        new: NewVersion,
+        files: list[ArtifactFile],
+        digest: str,
+        alias: str | None,
+    ) -> ModelVersion:
+        for _ in range(VERSION_RACE_RETRIES):
+            try:
+                with self.database.session() as session:
+                    model = session.scalar(select(ModelRow).where(ModelRow.name == name))
+                    if model is None:
+                        model = ModelRow(
+                            name=name,
+                            description=new.description,
+                            created_at=store.utcnow(),
+                            created_by=self.actor,
+                        )
+                        session.add(model)
+                        session.flush()
+                    number = store.next_version_number(session, model)
+                    row = VersionRow(
+                        model=model,
+                        version=number,
+                        status=VersionStatus.READY.value,
+                        flavor=new.flavor,
+                        kind=new.kind.value,
+                        artifact_digest=digest,
+                        signature=new.signature.to_dict(),
+                        input_example=new.input_example,
+                        metrics=dict(new.metrics),
+                        tags=dict(new.tags),
+                        conversion=dict(new.conversion),
+                        run_id=new.run_id,
+                        parent_version=new.parent_version,
+                        created_at=store.utcnow(),
+                        created_by=self.actor,
+                        files=[FileRow(path=f.path, digest=f.digest, size=f.size) for f in files],
+                    )
+                    session.add(row)
+                    session.flush()
+                    store.add_event(
+                        session,
+                        name,
+                        "version.registered",
+                        actor=self.actor,
+                        to_version=number,
+                        details={"flavor": new.flavor, "artifact_digest": digest},
+                    )
+                    aliases: list[str] = []
+                    if alias is not None:
+                        self._move_alias(session, model, alias, row, reason="set at registration")
+                        aliases.append(alias)
+                    return store.to_version(row, aliases)
+            except sqlalchemy.exc.IntegrityError:
+                continue  # another writer took this version number (or model name): try again
+        raise StorageError(f"could not allocate a version number for {name!r}: too much contention")
+
+    def set_alias(
+        self, name: str, alias: str, version: int, *, reason: str | None = None
+    ) -> ModelVersion:
+        """Point ``name@alias`` at ``version`` and record the move."""
+        validate_name(alias, "alias name")
+        with self.database.session() as session:
+            model = store.model_row(session, validate_name(name))
+            row = store.version_row(session, model, version)
+            if row.status != VersionStatus.READY.value:
+                raise ConflictError(f"{name}:{version} is {row.status}; only ready versions take aliases")
+            self._move_alias(session, model, alias, row, reason=reason)
+            aliases = store.aliases_by_version(session, model.id).get(row.version)
+            return store.to_version(row, aliases)
+
+    def _move_alias(
+        self, session: Any, model: ModelRow, alias: str, row: VersionRow, *, reason: str | None
+    ) -> None:
+        existing = session.get(AliasRow, (model.id, alias))
+        previous: int | None = None
+        if existing is None:
+            session.add(AliasRow(model_id=model.id, name=alias, version_id=row.id, updated_at=store.utcnow()))
+        else:
+            previous_row = session.get(VersionRow, existing.version_id)
+            previous = previous_row.version if previous_row is not None else None
+            existing.version_id = row.id
+            existing.updated_at = store.utcnow()
+        session.flush()
+        store.add_event(
+            session,
+            model.name,
+            "alias.set",
+            actor=self.actor,
+            alias=alias,
+            from_version=previous,
+            to_version=row.version,
+            reason=reason,
+        )
+
+    def delete_alias(self, name: str, alias: str, *, reason: str | None = None) -> None:
+        with self.database.session() as session:
+            model = store.model_row(session, validate_name(name))
+            existing = session.get(AliasRow, (model.id, validate_name(alias, "alias name")))
+            if existing is None:
+                raise AliasNotFoundError(f"model {name!r} has no alias {alias!r}")
+            previous = session.get(VersionRow, existing.version_id)
+            session.delete(existing)
+            store.add_event(
+                session,
+                name,
+                "alias.deleted",
+                actor=self.actor,
+                alias=alias,
+                from_version=previous.version if previous is not None else None,
+                reason=reason,
+            )
+
+    def delete_version(self, ref: str | ModelRef, *, force: bool = False) -> ModelVersion:
+        """Remove a version and the blobs no other version shares.
+
+        A version that an alias points to is kept unless ``force``, which drops those
+        aliases too (each drop is recorded).
+        """
+        parsed = _ref(ref)
+        with self.database.session() as session:
+            row = store.resolve_row(session, parsed)
+            model = row.model
+            aliases = store.aliases_by_version(session, model.id).get(row.version, [])
+            if aliases and not force:
+                raise ConflictError(
+                    f"{model.name}:{row.version} is the target of alias(es) "
+                    f"{', '.join(aliases)}; move them first or pass --force"
+                )
+            version = store.to_version(row, aliases)
+            for alias in aliases:
+                session.delete(session.get(AliasRow, (model.id, alias)))
+                store.add_event(
+                    session,
+                    model.name,
+                    "alias.deleted",
+                    actor=self.actor,
+                    alias=alias,
+                    from_version=row.version,
+                    reason=f"version {row.version} deleted",
+                )
+            session.delete(row)
+            store.add_event(
+                session, model.name, "version.deleted", actor=self.actor, from_version=row.version
+            )
+        self._discard_unreferenced([f.digest for f in version.files] + [version.artifact_digest])
+        return version
+
+    def _discard_unreferenced(self, digests: list[str]) -> None:
+        if not digests:
+            return
+        try:
+            with self.database.session() as session:
+                used = store.referenced_digests(session, set(digests))
+        except Exception:
+            return  # cannot tell what is shared: keep the blobs rather than risk breaking a version
+        self.artifacts.remove(d for d in digests if d not in used)
+
+
+def raise_manifest_mismatch(
+    version: ModelVersion, manifest: dict[str, ArtifactFile], expected: dict[str, ArtifactFile]
+) -> None:
+    differing = sorted(set(manifest.items()) ^ set(expected.items()))
+    names = sorted({path for path, _ in differing})
+    raise IntegrityError(
+        f"the manifest of {version.ref} does not match the registry for file(s) {', '.join(names)}"
+    )
+
+
+def _os_user() -> str | None:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return None

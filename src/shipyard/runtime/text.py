@@ -1,0 +1,111 @@
+"""Text-embedding pre- and post-processing: tokenize a batch, pool, normalise.
+
+Declared in a version's ``pipeline.json`` so that the served model takes strings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+PIPELINE_FILE = "pipeline.json"
+TOKENIZER_FILE = "tokenizer.json"
+
+
+@dataclass(frozen=True)
+class TextPipelineSpec:
+    """How strings become encoder inputs and hidden states become one vector per string."""
+
+    input_name: str  # the served input (strings)
+    output_name: str  # the served output (vectors)
+    graph_inputs: tuple[str, ...]  # subset of input_ids, attention_mask, token_type_ids
+    graph_output: str  # the encoder's token embeddings, [batch, tokens, hidden]
+    max_length: int
+    pooling: str = "mean"
+    normalize: bool = True
+    dimension: int = -1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "text-embedding",
+            "input_name": self.input_name,
+            "output_name": self.output_name,
+            "graph_inputs": list(self.graph_inputs),
+            "graph_output": self.graph_output,
+            "max_length": self.max_length,
+            "pooling": self.pooling,
+            "normalize": self.normalize,
+            "dimension": self.dimension,
+            "tokenizer": TOKENIZER_FILE,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TextPipelineSpec:
+        return cls(
+            input_name=data["input_name"],
+            output_name=data["output_name"],
+            graph_inputs=tuple(data["graph_inputs"]),
+            graph_output=data["graph_output"],
+            max_length=int(data["max_length"]),
+            pooling=data.get("pooling", "mean"),
+            normalize=bool(data.get("normalize", True)),
+            dimension=int(data.get("dimension", -1)),
+        )
+
+
+def load_tokenizer(tokenizer_json: str, max_length: int) -> Any:
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_str(tokenizer_json)
+    # Published tokenizer files often pad to a fixed length; pad to the longest in the batch.
+    tokenizer.enable_padding(pad_id=_pad_id(tokenizer), pad_token=_pad_token(tokenizer))
+    tokenizer.enable_truncation(max_length=max_length)
+    return tokenizer
+
+
+def _pad_token(tokenizer: Any) -> str:
+    padding = tokenizer.padding
+    return str(padding["pad_token"]) if padding else "[PAD]"
+
+
+def _pad_id(tokenizer: Any) -> int:
+    padding = tokenizer.padding
+    if padding:
+        return int(padding["pad_id"])
+    token_id = tokenizer.token_to_id("[PAD]")
+    return int(token_id) if token_id is not None else 0
+
+
+class TextEmbedder:
+    """Strings -> encoder feeds -> pooled, normalised vectors, one batch at a time."""
+
+    def __init__(self, spec: TextPipelineSpec, tokenizer: Any) -> None:
+        self.spec = spec
+        self.tokenizer = tokenizer
+
+    def encode(self, texts: list[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        encodings = self.tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        feeds: dict[str, np.ndarray] = {}
+        for name in self.spec.graph_inputs:
+            if name == "input_ids":
+                feeds[name] = ids
+            elif name == "attention_mask":
+                feeds[name] = mask
+            elif name == "token_type_ids":
+                feeds[name] = np.array([e.type_ids for e in encodings], dtype=np.int64)
+        return feeds, mask
+
+    def pool(self, hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        if self.spec.pooling == "cls":
+            pooled = hidden[:, 0, :]
+        else:
+            weights = mask[:, :, None].astype(hidden.dtype)
+            pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        if self.spec.normalize:
+            norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+            pooled = pooled / np.clip(norms, 1e-12, None)
+        return pooled.astype(np.float32, copy=False)
