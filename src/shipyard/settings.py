@@ -13,12 +13,17 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SHIPYARD_", frozen=True, extra="ignore")
 
-    home: Path = Field(default=Path(".shipyard"), description="Folder for the database and artifacts.")
+    home: Path = Field(
+        default=Path(".shipyard"), description="Folder for the database and artifacts."
+    )
     db_url: str | None = Field(
-        default=None, description="SQLAlchemy URL; defaults to SQLite at $SHIPYARD_HOME/shipyard.db."
+        default=None,
+        description="SQLAlchemy URL; defaults to SQLite at $SHIPYARD_HOME/shipyard.db.",
     )
     intra_op_threads: int = Field(
-        default=0, ge=0, description="ONNX Runtime intra-op threads per session (0: runtime default)."
+        default=0,
+        ge=0,
+        description="ONNX Runtime intra-op threads per session (0: runtime default).",
     )
     inter_op_threads: int = Field(default=1, ge=0)
     actor: str | None = Field(

@@ -84,7 +84,7 @@ def detect_flavor(source: object) -> str:
             f"one of {', '.join(FLAVORS)}"
         )
     module = type(source).__module__.split(".")[0]
-    if module == "sklearn" or hasattr(source, "fit") and hasattr(source, "get_params"):
+    if module == "sklearn" or (hasattr(source, "fit") and hasattr(source, "get_params")):
         return "sklearn"
     if module == "torch" or _is_torch_module(source):
         return "pytorch"
@@ -97,11 +97,14 @@ def detect_flavor(source: object) -> str:
 
 def _is_torch_module(obj: object) -> bool:
     return any(
-        cls.__module__.startswith("torch.nn") and cls.__name__ == "Module" for cls in type(obj).__mro__
+        cls.__module__.startswith("torch.nn") and cls.__name__ == "Module"
+        for cls in type(obj).__mro__
     )
 
 
 def check_flavor(flavor: str) -> str:
     if flavor not in FLAVORS:
-        raise UnknownFlavorError(f"unknown flavor {flavor!r}; known flavors are {', '.join(FLAVORS)}")
+        raise UnknownFlavorError(
+            f"unknown flavor {flavor!r}; known flavors are {', '.join(FLAVORS)}"
+        )
     return flavor

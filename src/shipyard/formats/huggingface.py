@@ -62,7 +62,9 @@ def pipeline_facts(folder: Path, tokenizer_json: dict[str, Any]) -> tuple[int, s
     if max_length is None and tokenizer_json.get("truncation"):
         max_length = tokenizer_json["truncation"].get("max_length")
     if max_length is None:
-        max_length = min(int(_read_json(folder / "config.json").get("max_position_embeddings", 512)), 512)
+        max_length = min(
+            int(_read_json(folder / "config.json").get("max_position_embeddings", 512)), 512
+        )
     pooling = "mean"
     pooling_config = folder / "1_Pooling" / "config.json"
     if pooling_config.is_file() and _read_json(pooling_config).get("pooling_mode_cls_token"):
@@ -94,12 +96,17 @@ def convert_huggingface(
             "(pickled .bin weights are not loaded: they run code)"
         )
     max_length, pooling, normalize = pipeline_facts(folder, _read_json(tokenizer_path))
+    transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # progress is the caller's to show
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model = AutoModel.from_pretrained(str(folder), local_files_only=True, use_safetensors=True)
+            model = AutoModel.from_pretrained(
+                str(folder), local_files_only=True, use_safetensors=True
+            )
     except Exception as exc:
-        raise ConversionError(f"transformers cannot load {folder}: {str(exc).splitlines()[0]}") from None
+        raise ConversionError(
+            f"transformers cannot load {folder}: {str(exc).splitlines()[0]}"
+        ) from None
     model.eval()
     accepted = set(inspect.signature(model.forward).parameters)
     graph_inputs = tuple(name for name in ENCODER_INPUTS if name in accepted)
@@ -120,8 +127,12 @@ def convert_huggingface(
     from shipyard.runtime.text import TextEmbedder, load_tokenizer
 
     embedder = TextEmbedder(spec, load_tokenizer(tokenizer_path.read_text(), max_length))
-    feeds, _ = embedder.encode(["Shipyard exports this encoder.", "a second, longer sentence to pad"])
-    encoder = _Encoder(model, graph_inputs).eval()  # a wrapper left in training mode exports dropout
+    feeds, _ = embedder.encode(
+        ["Shipyard exports this encoder.", "a second, longer sentence to pad"]
+    )
+    encoder = _Encoder(
+        model, graph_inputs
+    ).eval()  # a wrapper left in training mode exports dropout
     buffer = io.BytesIO()
     try:
         with warnings.catch_warnings(), torch.no_grad():
@@ -129,7 +140,7 @@ def convert_huggingface(
             torch.onnx.export(
                 encoder,
                 tuple(torch.from_numpy(feeds[name]) for name in graph_inputs),
-                buffer,
+                buffer,  # type: ignore[arg-type]  # a file object works too
                 input_names=list(graph_inputs),
                 output_names=["last_hidden_state"],
                 dynamic_axes={
@@ -172,7 +183,9 @@ def convert_huggingface(
     )
 
 
-def _torch_embeddings(model: Any, embedder: Any, texts: list[str], names: tuple[str, ...]) -> np.ndarray:
+def _torch_embeddings(
+    model: Any, embedder: Any, texts: list[str], names: tuple[str, ...]
+) -> np.ndarray:
     import torch
 
     feeds, mask = embedder.encode(texts)
@@ -198,5 +211,5 @@ def _make_encoder_class() -> Any:
     return Encoder
 
 
-def _Encoder(model: Any, names: tuple[str, ...]) -> Any:  # noqa: N802 - acts as a constructor
+def _Encoder(model: Any, names: tuple[str, ...]) -> Any:
     return _make_encoder_class()(model, names)

@@ -6,7 +6,12 @@ import pickle
 from pathlib import Path
 from typing import Any
 
-from shipyard.errors import ConversionError, InvalidInputError, MissingDependencyError, UnsafeInputError
+from shipyard.errors import (
+    ConversionError,
+    InvalidInputError,
+    MissingDependencyError,
+    UnsafeInputError,
+)
 
 
 def load_pickle(path: Path, *, trust_pickle: bool) -> Any:
@@ -25,7 +30,7 @@ def load_pickle(path: Path, *, trust_pickle: bool) -> Any:
                 raise MissingDependencyError.for_extra("joblib", "sklearn") from None
             return joblib.load(path)
         with path.open("rb") as fh:
-            return pickle.load(fh)  # noqa: S301 - the caller declared the file trusted
+            return pickle.load(fh)
     except (MissingDependencyError, InvalidInputError):
         raise
     except Exception as exc:

@@ -53,7 +53,7 @@ def convert_pytorch(
             torch.onnx.export(
                 module,
                 (example,),
-                buffer,
+                buffer,  # type: ignore[arg-type]  # a file object works too
                 input_names=[INPUT_NAME],
                 output_names=output_names,
                 dynamic_axes=dynamic,
@@ -69,11 +69,15 @@ def convert_pytorch(
 
     rows = np.asarray(samples if samples is not None else example.numpy())[:MAX_PARITY_ROWS]
     if not isinstance(samples, list) and len(rows) == 1:
-        rows = np.repeat(rows, 3, axis=0)  # a batch of another size proves the batch axis is dynamic
+        rows = np.repeat(
+            rows, 3, axis=0
+        )  # a batch of another size proves the batch axis is dynamic
     tensor = torch.as_tensor(rows).to(example.dtype)
     with torch.no_grad():
         expected = module(tensor)
-    expected_list = [t.numpy() for t in (expected if isinstance(expected, tuple | list) else (expected,))]
+    expected_list = [
+        t.numpy() for t in (expected if isinstance(expected, tuple | list) else (expected,))
+    ]
     actual = predictor.predict(tensor.numpy())
     parity = numeric_parity(expected_list, [actual[n] for n in output_names], tolerance, len(rows))
     return Converted(

@@ -99,7 +99,12 @@ def _numeric_columns(table: Any, path: Path) -> np.ndarray:
     columns = []
     for name, column in zip(table.column_names, table.columns, strict=True):
         kind = column.type
-        if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind) or pa.types.is_null(kind)):
+        if not (
+            pa.types.is_integer(kind)
+            or pa.types.is_floating(kind)
+            or pa.types.is_boolean(kind)
+            or pa.types.is_null(kind)
+        ):
             raise SignatureMismatchError(
                 f"{path} column {name!r} holds {kind} values; the model takes numbers"
             )
@@ -143,10 +148,13 @@ def validate_reference(
             f"{data.source} has columns {data.columns}; the model was trained on {feature_names}"
         )
     if spec.datatype == "BYTES":
-        raise SignatureMismatchError(f"{data.source}: input {spec.name!r} takes strings, not numbers")
+        raise SignatureMismatchError(
+            f"{data.source}: input {spec.name!r} takes strings, not numbers"
+        )
     if data.values.ndim == len(spec.shape) - 1 == 1 and spec.shape[-1] == data.values.shape[-1]:
         raise SignatureMismatchError(
-            f"{data.source} holds a single row; reference data needs many rows of {spec.shape[-1]} columns"
+            f"{data.source} holds a single row; reference data needs many rows of "
+            f"{spec.shape[-1]} columns"
         )
     try:
         return coerce(data.values, spec)

@@ -159,6 +159,14 @@ def _convert(
     samples = _samples(example, reference, flavor)
     if flavor in ("onnx", "huggingface", "pickle") and not isinstance(source, str | Path):
         raise InvalidInputError(f"the {flavor} flavor takes a path, got {type(source).__name__}")
+    if isinstance(source, str | Path):
+        if flavor == "sklearn":
+            flavor = "pickle"  # a scikit-learn model on disk is a pickle
+        elif flavor == "pytorch":
+            raise InvalidInputError(
+                "a PyTorch model registers from Python (shipyard.register(module, ...)) with an "
+                "example input, or from the CLI once exported to .onnx"
+            )
     if flavor == "onnx":
         return convert_onnx_file(Path(source), staging, samples)
     if flavor == "huggingface":
@@ -174,9 +182,7 @@ def _convert(
     return convert_pytorch(source, staging, example, samples, tolerance)
 
 
-def _example(
-    example: Any, reference: np.ndarray | list[str] | None, converted: Converted
-) -> Any:
+def _example(example: Any, reference: np.ndarray | list[str] | None, converted: Converted) -> Any:
     """The stored input example: the one given, else the first reference rows, else zeros."""
     signature = converted.signature
     if example is not None:

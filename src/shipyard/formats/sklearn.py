@@ -27,8 +27,8 @@ def convert_sklearn(
     estimator: Any, staging: Path, samples: Samples | None, tolerance: float
 ) -> Converted:
     try:
-        import sklearn
         import skl2onnx
+        import sklearn
         from skl2onnx.common.data_types import FloatTensorType
         from sklearn.base import is_classifier
     except ImportError:

@@ -12,6 +12,7 @@ from shipyard.registry.domain import (
     Signature,
     TensorSpec,
     VersionStatus,
+    plain,
 )
 from shipyard.registry.names import ModelRef, validate_name
 from shipyard.registry.registry import NewVersion, ProgressFactory, Registry, quiet_progress
@@ -29,6 +30,7 @@ __all__ = [
     "Signature",
     "TensorSpec",
     "VersionStatus",
+    "plain",
     "quiet_progress",
     "validate_name",
 ]

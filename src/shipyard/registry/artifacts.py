@@ -176,7 +176,10 @@ class ArtifactStore:
 def encode_manifest(files: Iterable[ArtifactFile]) -> bytes:
     body: Mapping[str, object] = {
         "format": MANIFEST_FORMAT,
-        "files": {f.path: {"sha256": f.digest, "size": f.size} for f in sorted(files, key=lambda f: f.path)},
+        "files": {
+            f.path: {"sha256": f.digest, "size": f.size}
+            for f in sorted(files, key=lambda f: f.path)
+        },
     }
     return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 

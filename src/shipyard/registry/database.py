@@ -101,7 +101,9 @@ class Database:
                         config.attributes["connection"] = conn
                         command.upgrade(config, "head")
         except SQLAlchemyError as exc:
-            raise StorageError(f"could not migrate the metadata database {self.url}: {exc}") from exc
+            raise StorageError(
+                f"could not migrate the metadata database {self.url}: {exc}"
+            ) from exc
         with _upgraded_lock:
             _upgraded.add(self.url)
         return head_revision()

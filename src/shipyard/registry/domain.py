@@ -129,3 +129,18 @@ class Event:
     reason: str | None
     actor: str | None
     details: dict[str, Any]
+
+
+def plain(value: Any) -> Any:
+    """A JSON-ready copy of a domain object: dataclasses to dicts, enums to values, times to ISO."""
+    if hasattr(value, "__dataclass_fields__"):
+        return {name: plain(getattr(value, name)) for name in value.__dataclass_fields__}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value

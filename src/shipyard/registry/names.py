@@ -22,7 +22,7 @@ def validate_name(name: str, what: str = "model name") -> str:
 
 @dataclass(frozen=True)
 class ModelRef:
-    """A parsed reference: exactly one of ``version`` and ``alias`` may be set; neither means latest."""
+    """A parsed reference: at most one of ``version`` and ``alias``; neither means latest."""
 
     name: str
     version: int | None = None
@@ -31,13 +31,15 @@ class ModelRef:
     @classmethod
     def parse(cls, text: str) -> ModelRef:
         if not isinstance(text, str) or not text:
-            raise InvalidReferenceError("empty model reference; use NAME, NAME:VERSION or NAME@ALIAS")
+            raise InvalidReferenceError(
+                "empty model reference; use NAME, NAME:VERSION or NAME@ALIAS"
+            )
         if "@" in text:
             name, _, alias = text.partition("@")
             return cls(validate_name(name), alias=validate_name(alias, "alias name"))
         if ":" in text:
             name, _, version = text.partition(":")
-            if not version.isdigit() or int(version) < 1:
+            if not (version.isascii() and version.isdigit()) or int(version) < 1:
                 raise InvalidReferenceError(
                     f"invalid model reference {text!r}: the version after ':' must be a whole "
                     "number >= 1, as in fraud:3"

@@ -100,7 +100,9 @@ class Registry:
             model = store.model_row(session, validate_name(name))
             aliases = store.aliases_by_version(session, model.id)
             rows = session.scalars(
-                select(VersionRow).where(VersionRow.model_id == model.id).order_by(VersionRow.version)
+                select(VersionRow)
+                .where(VersionRow.model_id == model.id)
+                .order_by(VersionRow.version)
             )
             return [store.to_version(row, aliases.get(row.version)) for row in rows]
 
@@ -136,7 +138,9 @@ class Registry:
             raise_manifest_mismatch(version, manifest, expected)
         return {f.path: self.artifacts.read_verified(f.digest, f.path) for f in version.files}
 
-    def verify(self, ref: str | ModelRef, progress: ProgressFactory = quiet_progress) -> ModelVersion:
+    def verify(
+        self, ref: str | ModelRef, progress: ProgressFactory = quiet_progress
+    ) -> ModelVersion:
         """Re-hash every file of a version; raise IntegrityError naming the first bad one."""
         version = self.get_version(ref)
         manifest = self.artifacts.read_manifest(version.artifact_digest)
@@ -144,7 +148,9 @@ class Registry:
         if manifest != expected:
             raise_manifest_mismatch(version, manifest, expected)
         for entry in version.files:
-            self.artifacts.verify(entry.digest, entry.path, progress(f"verify {entry.path}", entry.size))
+            self.artifacts.verify(
+                entry.digest, entry.path, progress(f"verify {entry.path}", entry.size)
+            )
         return version
 
     # Writing ---------------------------------------------------------------------------
@@ -165,7 +171,9 @@ class Registry:
         try:
             files = []
             for path, source in sorted(new.files.items()):
-                blob = self.artifacts.put_file(source, progress(f"store {path}", source.stat().st_size))
+                blob = self.artifacts.put_file(
+                    source, progress(f"store {path}", source.stat().st_size)
+                )
                 if blob.created:
                     created.append(blob.digest)
                 files.append(ArtifactFile(path, blob.digest, blob.size))
@@ -245,7 +253,9 @@ class Registry:
             model = store.model_row(session, validate_name(name))
             row = store.version_row(session, model, version)
             if row.status != VersionStatus.READY.value:
-                raise ConflictError(f"{name}:{version} is {row.status}; only ready versions take aliases")
+                raise ConflictError(
+                    f"{name}:{version} is {row.status}; only ready versions take aliases"
+                )
             self._move_alias(session, model, alias, row, reason=reason)
             aliases = store.aliases_by_version(session, model.id).get(row.version)
             return store.to_version(row, aliases)
@@ -256,7 +266,11 @@ class Registry:
         existing = session.get(AliasRow, (model.id, alias))
         previous: int | None = None
         if existing is None:
-            session.add(AliasRow(model_id=model.id, name=alias, version_id=row.id, updated_at=store.utcnow()))
+            session.add(
+                AliasRow(
+                    model_id=model.id, name=alias, version_id=row.id, updated_at=store.utcnow()
+                )
+            )
         else:
             previous_row = session.get(VersionRow, existing.version_id)
             previous = previous_row.version if previous_row is not None else None

@@ -115,7 +115,9 @@ def to_version(row: VersionRow, aliases: list[str] | None = None) -> ModelVersio
 
 
 def to_model(session: Session, row: ModelRow) -> Model:
-    latest = session.scalar(select(func.max(VersionRow.version)).where(VersionRow.model_id == row.id))
+    latest = session.scalar(
+        select(func.max(VersionRow.version)).where(VersionRow.model_id == row.id)
+    )
     aliases = {
         alias: version
         for version, names in aliases_by_version(session, row.id).items()
@@ -179,6 +181,8 @@ def referenced_digests(session: Session, digests: set[str]) -> set[str]:
         return set()
     used = set(session.scalars(select(FileRow.digest).where(FileRow.digest.in_(digests))))
     used |= set(
-        session.scalars(select(VersionRow.artifact_digest).where(VersionRow.artifact_digest.in_(digests)))
+        session.scalars(
+            select(VersionRow.artifact_digest).where(VersionRow.artifact_digest.in_(digests))
+        )
     )
     return used

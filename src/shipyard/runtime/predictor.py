@@ -93,7 +93,9 @@ class Predictor:
             inputs = inputs[input_name]
         if isinstance(inputs, str | bytes):
             inputs = [inputs]
-        values = np.asarray(inputs, dtype=object).reshape(-1) if not isinstance(inputs, list) else inputs
+        values = (
+            np.asarray(inputs, dtype=object).reshape(-1) if not isinstance(inputs, list) else inputs
+        )
         texts: list[str] = []
         for i, value in enumerate(values):
             if isinstance(value, bytes):
@@ -137,7 +139,9 @@ def coerce(value: Any, spec: TensorSpec) -> np.ndarray:
     try:
         array = np.asarray(value)
     except ValueError as exc:
-        raise SignatureMismatchError(f"input {spec.name!r} is not a rectangular array: {exc}") from None
+        raise SignatureMismatchError(
+            f"input {spec.name!r} is not a rectangular array: {exc}"
+        ) from None
     if spec.datatype == "BYTES":
         if array.dtype.kind not in "USO":
             raise SignatureMismatchError(

@@ -50,7 +50,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_model_versions"),
         sa.UniqueConstraint("model_id", "version", name="uq_model_versions_model_version"),
         sa.ForeignKeyConstraint(
-            ["model_id"], ["models.id"], name="fk_model_versions_model_id_models", ondelete="CASCADE"
+            ["model_id"],
+            ["models.id"],
+            name="fk_model_versions_model_id_models",
+            ondelete="CASCADE",
         ),
     )
     op.create_table(

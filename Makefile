@@ -1,0 +1,41 @@
+# The two Quick start commands: `make demo` and `make test`. Each creates or refreshes .venv.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+EXTRAS := sklearn,torch,hf,dev
+
+.PHONY: venv demo test lint typecheck unit bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Python >= 3.11 is required (found $$($(PYTHON) --version))"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: venv
+	$(BIN)/python examples/demo.py
+	$(BIN)/shipyard models list
+	$(BIN)/shipyard models show cancer@production
+
+lint: venv
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
+
+typecheck: venv
+	$(BIN)/mypy
+
+unit: venv
+	$(BIN)/pytest
+
+test: lint typecheck unit
+
+bench: venv
+	$(BIN)/python benchmarks/registry.py
+
+clean:
+	rm -rf $(VENV) .shipyard .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,14 @@
+"""The command line: thin commands over the Python API (``shipyard --help``)."""
+
+from shipyard.cli import db, models
+from shipyard.cli.app import app
+
+app.add_typer(models.app, name="models")
+app.add_typer(db.app, name="db")
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]
