@@ -32,7 +32,10 @@ def convert_pytorch(
         raise InvalidInputError(
             "a PyTorch model needs an example input (a tensor or array with a batch axis) to export"
         )
-    example = torch.as_tensor(np.asarray(example_input))
+    try:
+        example = torch.as_tensor(np.asarray(example_input))
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise InvalidInputError(f"the example input is not a numeric array: {exc}") from None
     if example.dtype == torch.float64:
         example = example.float()
     if example.ndim == 0:

@@ -45,7 +45,7 @@ def read_reference(path: Path) -> ReferenceData:
     if suffix == ".npy":
         try:
             values = np.load(path, allow_pickle=False)
-        except ValueError as exc:
+        except (ValueError, EOFError, OSError) as exc:
             raise InvalidInputError(f"cannot read {path} as a numpy array: {exc}") from None
         return ReferenceData(values, None, str(path))
     if suffix == ".csv":
@@ -53,7 +53,7 @@ def read_reference(path: Path) -> ReferenceData:
     if suffix == ".parquet":
         return _read_parquet(path)
     if suffix == ".txt":
-        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        lines = [line for line in _read_utf8(path).splitlines() if line.strip()]
         if not lines:
             raise InvalidInputError(f"reference text file {path} has no non-empty lines")
         return ReferenceData(lines, None, str(path))
@@ -66,8 +66,7 @@ def _read_csv(path: Path) -> ReferenceData:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    with path.open(encoding="utf-8") as fh:
-        first = fh.readline()
+    first = _read_utf8(path).partition("\n")[0]
     if not first.strip():
         raise InvalidInputError(f"reference CSV {path} is empty")
     has_header = any(not _is_number(cell) for cell in first.strip().split(","))
@@ -81,6 +80,13 @@ def _read_csv(path: Path) -> ReferenceData:
         raise InvalidInputError(f"reference CSV {path} has a header but no rows")
     data = _numeric_columns(table, path)
     return ReferenceData(data, list(table.column_names) if has_header else None, str(path))
+
+
+def _read_utf8(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"{path} is not UTF-8 text: {exc}") from None
 
 
 def _is_number(cell: str) -> bool:
@@ -180,6 +186,8 @@ def read_example(value: Any) -> Any:
 
 def example_to_json(example: Any) -> Any:
     """A JSON-able copy of an input example, for the version row."""
+    if hasattr(example, "detach") and hasattr(example, "numpy"):  # a torch.Tensor
+        example = example.detach().cpu().numpy()
     if isinstance(example, np.ndarray):
         return example.tolist()
     if isinstance(example, dict):

@@ -75,6 +75,7 @@ def register(
         validate_name(alias, "alias name")
     if not 0 <= tolerance < 1:
         raise InvalidInputError(f"tolerance must be in [0, 1), got {tolerance}")
+    metric_values = _metrics(metrics)
     flavor = check_flavor(flavor) if flavor is not None else detect_flavor(source)
     reference = read_reference(Path(reference_data)) if reference_data is not None else None
     example = read_example(example_input)
@@ -119,7 +120,7 @@ def register(
                     signature=converted.signature,
                     files=files,
                     input_example=example_to_json(stored_example),
-                    metrics=dict(metrics or {}),
+                    metrics=metric_values,
                     tags=dict(tags or {}),
                     conversion=conversion,
                     run_id=run_id,
@@ -134,6 +135,19 @@ def register(
             registry.close()
 
 
+def _metrics(metrics: dict[str, float] | None) -> dict[str, float]:
+    """Plain floats (numpy and torch scalars included), or an InvalidInputError."""
+    values: dict[str, float] = {}
+    for key, value in (metrics or {}).items():
+        try:
+            values[str(key)] = float(value)
+        except (TypeError, ValueError):
+            raise InvalidInputError(
+                f"metric {key!r} must be a number, got {type(value).__name__}"
+            ) from None
+    return values
+
+
 def _samples(example: Any, reference: ReferenceData | None, flavor: str) -> Samples | None:
     if reference is not None:
         head = reference.head(MAX_PARITY_ROWS)
@@ -144,7 +158,10 @@ def _samples(example: Any, reference: ReferenceData | None, flavor: str) -> Samp
         return [example] if isinstance(example, str) else [str(t) for t in example]
     if isinstance(example, dict):
         return None
-    return np.asarray(example)
+    try:
+        return np.asarray(example)
+    except ValueError as exc:
+        raise InvalidInputError(f"the input example is not a rectangular array: {exc}") from None
 
 
 def _convert(

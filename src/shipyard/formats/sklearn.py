@@ -8,7 +8,12 @@ from typing import Any
 
 import numpy as np
 
-from shipyard.errors import ConversionError, InvalidInputError, MissingDependencyError
+from shipyard.errors import (
+    ConversionError,
+    InvalidInputError,
+    MissingDependencyError,
+    SignatureMismatchError,
+)
 from shipyard.formats.base import Converted, Parity, Samples
 from shipyard.formats.parity import numeric_parity
 from shipyard.registry.domain import ModelKind
@@ -34,7 +39,12 @@ def convert_sklearn(
     except ImportError:
         raise MissingDependencyError.for_extra("scikit-learn/skl2onnx", "sklearn") from None
 
-    if samples is None or isinstance(samples, list):
+    if isinstance(samples, list):
+        raise SignatureMismatchError(
+            "a scikit-learn model takes rows of numbers; the reference data or example holds "
+            "lines of text"
+        )
+    if samples is None:
         raise InvalidInputError(
             "a scikit-learn model needs reference data or an input example (rows of numbers) "
             "to check the ONNX conversion against"
@@ -62,11 +72,14 @@ def convert_sklearn(
     signature = session_signature(make_session(str(target)))
     predictor = Predictor({MODEL_FILE: target.read_bytes()}, signature, ModelKind.TENSOR)
 
-    rows = np.asarray(samples, dtype=np.float32)
+    try:
+        rows = np.asarray(samples, dtype=np.float32)
+    except (ValueError, TypeError) as exc:
+        raise SignatureMismatchError(f"the samples are not rows of numbers: {exc}") from None
     if rows.ndim == 1:
         rows = rows[None, :]
     if rows.ndim != 2 or rows.shape[1] != n_features:
-        raise InvalidInputError(
+        raise SignatureMismatchError(
             f"the samples have shape {list(rows.shape)}; {type(estimator).__name__} expects "
             f"[n, {n_features}]"
         )
@@ -75,14 +88,19 @@ def convert_sklearn(
     if feature_names is not None:
         source_input = _frame(source_input, list(feature_names))
     outputs = predictor.predict(rows)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if classifier:
-            parity = _classifier_parity(estimator, source_input, outputs, tolerance, len(rows))
-        else:
-            expected = np.asarray(estimator.predict(source_input), dtype=np.float64)
-            (actual,) = outputs.values()
-            parity = numeric_parity([expected], [actual], tolerance, len(rows))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if classifier:
+                parity = _classifier_parity(estimator, source_input, outputs, tolerance, len(rows))
+            else:
+                expected = np.asarray(estimator.predict(source_input), dtype=np.float64)
+                (actual,) = outputs.values()
+                parity = numeric_parity([expected], [actual], tolerance, len(rows))
+    except Exception as exc:  # the estimator refuses the samples (NaN, no rows, ...)
+        raise InvalidInputError(
+            f"{type(estimator).__name__} cannot predict the samples: {exc}".splitlines()[0]
+        ) from None
     return Converted(
         "sklearn",
         ModelKind.TENSOR,

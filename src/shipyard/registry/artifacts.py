@@ -123,7 +123,11 @@ class ArtifactStore:
         final.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(tmp, 0o444)
         os.replace(tmp, final)
-        _fsync_dir(final.parent)
+        try:
+            _fsync_dir(final.parent)
+        except OSError:
+            final.unlink(missing_ok=True)  # not durable, and the caller hears "failed": unpublish
+            raise
         return True
 
     def read_verified(self, digest: str, name: str) -> bytes:

@@ -14,10 +14,10 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from filelock import FileLock
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from shipyard.errors import StorageError
+from shipyard.errors import InvalidInputError, StorageError
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 BUSY_TIMEOUT_MS = 30_000
@@ -67,7 +67,12 @@ class Database:
         if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         lock_dir.mkdir(parents=True, exist_ok=True)
-        self.engine = create_engine(url)
+        try:
+            self.engine = create_engine(url)
+        except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+            raise InvalidInputError(
+                f"cannot use the database URL {url!r} (SHIPYARD_DB_URL): {exc}"
+            ) from None
         if self.engine.dialect.name == "sqlite":
             _configure_sqlite(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)

@@ -355,7 +355,7 @@ class Registry:
 def raise_manifest_mismatch(
     version: ModelVersion, manifest: dict[str, ArtifactFile], expected: dict[str, ArtifactFile]
 ) -> None:
-    differing = sorted(set(manifest.items()) ^ set(expected.items()))
+    differing = set(manifest.items()) ^ set(expected.items())  # ArtifactFiles do not sort
     names = sorted({path for path, _ in differing})
     raise IntegrityError(
         f"the manifest of {version.ref} does not match the registry for file(s) {', '.join(names)}"
