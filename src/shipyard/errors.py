@@ -7,8 +7,11 @@ exits with; each edge translates them once.
     ├── InvalidInputError              400  exit 3   bad names, references, data, options
     │   ├── InvalidNameError
     │   ├── InvalidReferenceError
-    │   └── SignatureMismatchError         data that does not fit a model's signature
+    │   ├── SignatureMismatchError         data that does not fit a model's signature
+    │   └── PayloadTooLargeError       413          a request body over the limit
     ├── UnsafeInputError               400  exit 4   input refused because loading it runs code
+    ├── UnauthorizedError              401  exit 11  no credentials where a token is required
+    ├── ForbiddenError                 403  exit 11  credentials that are not the token
     ├── NotFoundError                  404  exit 5
     │   ├── ModelNotFoundError
     │   ├── VersionNotFoundError
@@ -22,6 +25,9 @@ exits with; each edge translates them once.
     │   └── ParityError                    the converted model disagrees with its source
     ├── IntegrityError                 500  exit 8   an artifact does not match its digest
     ├── StorageError                   507  exit 9   the disk or database failed us
+    ├── OverloadedError                503  exit 12  the queue is full: retry later
+    ├── NotReadyError                  503  exit 12  the model is loading or unloading
+    ├── DeadlineExceededError          504  exit 13  the request's deadline passed before it ran
     └── MissingDependencyError         500  exit 10  an optional extra is not installed
 """
 
@@ -56,9 +62,23 @@ class SignatureMismatchError(InvalidInputError):
     pass
 
 
+class PayloadTooLargeError(InvalidInputError):
+    http_status = 413
+
+
 class UnsafeInputError(ShipyardError):
     http_status = 400
     exit_code = 4
+
+
+class UnauthorizedError(ShipyardError):
+    http_status = 401
+    exit_code = 11
+
+
+class ForbiddenError(ShipyardError):
+    http_status = 403
+    exit_code = 11
 
 
 class NotFoundError(ShipyardError):
@@ -116,6 +136,25 @@ class IntegrityError(ShipyardError):
 class StorageError(ShipyardError):
     http_status = 507
     exit_code = 9
+
+
+class OverloadedError(ShipyardError):
+    http_status = 503
+    exit_code = 12
+
+    def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class NotReadyError(ShipyardError):
+    http_status = 503
+    exit_code = 12
+
+
+class DeadlineExceededError(ShipyardError):
+    http_status = 504
+    exit_code = 13
 
 
 class MissingDependencyError(ShipyardError):

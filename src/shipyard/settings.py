@@ -4,8 +4,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class BatchingSettings(BaseModel):
+    """How one model's requests are batched and queued."""
+
+    model_config = {"frozen": True, "extra": "forbid"}
+
+    max_batch_size: int = Field(default=64, ge=1, description="Rows per batch, at most.")
+    max_batch_delay_ms: float = Field(
+        default=10.0, ge=0, description="How long the oldest queued request may wait for company."
+    )
+    max_queue_rows: int = Field(
+        default=1024, ge=1, description="Rows waiting per version; beyond this, 503 at once."
+    )
+    intra_op_threads: int | None = Field(
+        default=None, ge=0, description="ONNX Runtime threads for this model (default: by size)."
+    )
 
 
 class Settings(BaseSettings):
@@ -29,6 +46,34 @@ class Settings(BaseSettings):
     actor: str | None = Field(
         default=None, description="Who is recorded as making changes (defaults to the OS user)."
     )
+
+    # Serving -----------------------------------------------------------------------------
+    host: str = Field(default="127.0.0.1", description="Address the server binds.")
+    port: int = Field(default=8000, ge=0, le=65535)
+    batching: BatchingSettings = Field(default_factory=BatchingSettings)
+    model_batching: dict[str, BatchingSettings] = Field(
+        default_factory=dict, description='Per-model overrides, e.g. {"minilm": {...}} (JSON).'
+    )
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    request_timeout_s: float | None = Field(
+        default=None, gt=0, description="Deadline of a request that names none."
+    )
+    api_token: str | None = Field(default=None, description="Bearer token for /api/.")
+    inference_token: str | None = Field(default=None, description="Bearer token for inference.")
+    reload_interval_s: float = Field(
+        default=1.0, gt=0, description="How often the server checks the registry for alias moves."
+    )
+    shutdown_timeout_s: float = Field(default=30.0, gt=0)
+    access_log: bool = Field(default=True, description="One JSON line per request on stderr.")
+
+    def batching_for(self, model: str) -> BatchingSettings:
+        """The global batching settings with this model's overrides on top."""
+        override = self.model_batching.get(model)
+        if override is None:
+            return self.batching
+        return self.batching.model_copy(
+            update={k: getattr(override, k) for k in override.model_fields_set}
+        )
 
     @property
     def database_url(self) -> str:

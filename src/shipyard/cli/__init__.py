@@ -1,10 +1,11 @@
 """The command line: thin commands over the Python API (``shipyard --help``)."""
 
-from shipyard.cli import db, models
+from shipyard.cli import db, models, serve
 from shipyard.cli.app import app
 
 app.add_typer(models.app, name="models")
 app.add_typer(db.app, name="db")
+app.command("serve")(serve.serve)
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from rich.table import Table
 from shipyard.cli.app import settings_of
 from shipyard.cli.output import console, human_size, print_json, progress_bars
 from shipyard.errors import InvalidInputError
-from shipyard.formats import DEFAULT_TOLERANCE, FLAVORS
+from shipyard.formats import DEFAULT_TOLERANCE, FLAVORS, TextOptions
 from shipyard.formats import register as register_model
 from shipyard.registry import Model, ModelRef, ModelVersion, Registry
 
@@ -65,6 +65,12 @@ def register(
     ),
     tag: list[str] = typer.Option([], help="KEY=VALUE, repeatable."),
     metric: list[str] = typer.Option([], help="KEY=NUMBER, repeatable."),
+    tokenizer: Path | None = typer.Option(
+        None, help="tokenizer.json: serve this ONNX encoder as a text-embedding model."
+    ),
+    pooling: str = typer.Option("mean", help="With --tokenizer: mean or cls pooling."),
+    normalize: bool = typer.Option(True, help="With --tokenizer: L2-normalise the vectors."),
+    max_length: int | None = typer.Option(None, help="With --tokenizer: truncation length."),
     run_id: str | None = typer.Option(None, help="The training run that produced the model."),
     description: str | None = typer.Option(None, help="Describes the model (first version only)."),
     json_output: bool = JSON_OPTION,
@@ -85,6 +91,7 @@ def register(
             tolerance=tolerance,
             allow_parity_failure=allow_parity_failure,
             trust_pickle=trust_pickle,
+            text=TextOptions(tokenizer, pooling, normalize, max_length) if tokenizer else None,
             metrics=metrics,
             tags=tags,
             run_id=run_id,

@@ -1,6 +1,7 @@
 """Converters from every supported source to ONNX, with parity checks, and registration."""
 
 from shipyard.formats.base import DEFAULT_TOLERANCE, FLAVORS
+from shipyard.formats.onnx_file import TextOptions
 from shipyard.formats.registration import register
 
-__all__ = ["DEFAULT_TOLERANCE", "FLAVORS", "register"]
+__all__ = ["DEFAULT_TOLERANCE", "FLAVORS", "TextOptions", "register"]

@@ -16,14 +16,19 @@ import numpy as np
 from shipyard.errors import ConversionError, InvalidInputError, MissingDependencyError
 from shipyard.formats.base import Converted
 from shipyard.formats.parity import cosine_parity
-from shipyard.registry.domain import ModelKind, Signature, TensorSpec
+from shipyard.registry.domain import ModelKind
 from shipyard.runtime.predictor import MODEL_FILE, Predictor
-from shipyard.runtime.text import PIPELINE_FILE, TOKENIZER_FILE, TextPipelineSpec
+from shipyard.runtime.text import (
+    EMBEDDING_OUTPUT,
+    ENCODER_INPUTS,
+    PIPELINE_FILE,
+    TEXT_INPUT,
+    TOKENIZER_FILE,
+    TextPipelineSpec,
+    text_signature,
+)
 
 OPSET = 17
-TEXT_INPUT = "text"
-EMBEDDING_OUTPUT = "embedding"
-ENCODER_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 PARITY_SENTENCES = [
     "A man is playing a guitar on the stage.",
     "The quarterly report shows revenue grew by 12% year over year.",
@@ -154,10 +159,7 @@ def convert_huggingface(
         raise ConversionError(f"torch.onnx.export failed: {str(exc).splitlines()[0]}") from None
     (staging / MODEL_FILE).write_bytes(buffer.getvalue())
 
-    signature = Signature(
-        (TensorSpec(TEXT_INPUT, "BYTES", (-1,)),),
-        (TensorSpec(EMBEDDING_OUTPUT, "FP32", (-1, hidden_size)),),
-    )
+    signature = text_signature(hidden_size)
     files = {
         MODEL_FILE: buffer.getvalue(),
         PIPELINE_FILE: (staging / PIPELINE_FILE).read_bytes(),

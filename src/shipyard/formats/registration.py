@@ -11,7 +11,7 @@ import numpy as np
 from shipyard.errors import InvalidInputError
 from shipyard.formats.base import DEFAULT_TOLERANCE, Converted, Samples, check_flavor, detect_flavor
 from shipyard.formats.huggingface import convert_huggingface
-from shipyard.formats.onnx_file import convert_onnx_file
+from shipyard.formats.onnx_file import TextOptions, convert_onnx_file
 from shipyard.formats.pickle_file import load_pickle
 from shipyard.formats.pytorch import convert_pytorch
 from shipyard.formats.reference import (
@@ -52,6 +52,7 @@ def register(
     tolerance: float = DEFAULT_TOLERANCE,
     allow_parity_failure: bool = False,
     trust_pickle: bool = False,
+    text: TextOptions | None = None,
     metrics: dict[str, float] | None = None,
     tags: dict[str, str] | None = None,
     run_id: str | None = None,
@@ -67,8 +68,9 @@ def register(
     ``example_input``), a path to an ``.onnx`` file, a Hugging Face model folder, or a
     pickled scikit-learn file (only with ``trust_pickle=True``). The model is converted to
     ONNX once, here, and refused when its outputs differ from the source's by more than
-    ``tolerance`` (unless ``allow_parity_failure``). Nothing is stored unless every step
-    succeeds.
+    ``tolerance`` (unless ``allow_parity_failure``). ``text`` declares an ONNX encoder a
+    text-embedding model (its tokenizer.json, pooling and normalisation). Nothing is
+    stored unless every step succeeds.
     """
     validate_name(name)
     if alias is not None:
@@ -87,7 +89,7 @@ def register(
             staging = Path(tmp)
             done = progress(f"convert {flavor} model", 0)
             converted = _convert(
-                source, flavor, staging, example, reference, tolerance, trust_pickle
+                source, flavor, staging, example, reference, tolerance, trust_pickle, text
             )
             done(1)
             if converted.parity is not None:
@@ -172,8 +174,11 @@ def _convert(
     reference: ReferenceData | None,
     tolerance: float,
     trust_pickle: bool,
+    text: TextOptions | None = None,
 ) -> Converted:
     samples = _samples(example, reference, flavor)
+    if text is not None and flavor != "onnx":
+        raise InvalidInputError("a tokenizer is declared only for an ONNX encoder (.onnx file)")
     if flavor in ("onnx", "huggingface", "pickle") and not isinstance(source, str | Path):
         raise InvalidInputError(f"the {flavor} flavor takes a path, got {type(source).__name__}")
     if isinstance(source, str | Path):
@@ -185,10 +190,10 @@ def _convert(
                 "example input, or from the CLI once exported to .onnx"
             )
     if flavor == "onnx":
-        return convert_onnx_file(Path(source), staging, samples)
+        return convert_onnx_file(Path(source), staging, samples, text)
     if flavor == "huggingface":
-        text = samples if isinstance(samples, list) else None
-        return convert_huggingface(Path(source), staging, text, tolerance)
+        sentences = samples if isinstance(samples, list) else None
+        return convert_huggingface(Path(source), staging, sentences, tolerance)
     if flavor == "pickle":
         estimator = load_pickle(Path(source), trust_pickle=trust_pickle)
         converted = convert_sklearn(estimator, staging, samples, tolerance)

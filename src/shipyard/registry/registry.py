@@ -121,6 +121,40 @@ class Registry:
                 query = query.where(EventRow.model == validate_name(name))
             return [store.to_event(row) for row in session.scalars(query)]
 
+    def alias_targets(self, alias: str) -> dict[str, int]:
+        """Every model that has ``alias``, with the version it points at (one query)."""
+        with self.database.session() as session:
+            rows = session.execute(
+                select(ModelRow.name, VersionRow.version)
+                .join(AliasRow, AliasRow.model_id == ModelRow.id)
+                .join(VersionRow, AliasRow.version_id == VersionRow.id)
+                .where(AliasRow.name == alias)
+            )
+            return {str(name): int(version) for name, version in rows}
+
+    def record_event(
+        self,
+        model: str,
+        kind: str,
+        *,
+        from_version: int | None = None,
+        to_version: int | None = None,
+        reason: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Append to the audit log (servers record loads, switches and failures here)."""
+        with self.database.session() as session:
+            store.add_event(
+                session,
+                model,
+                kind,
+                actor=self.actor,
+                from_version=from_version,
+                to_version=to_version,
+                reason=reason,
+                details=details,
+            )
+
     # Artifacts of a version -------------------------------------------------------------
 
     def read_file(self, version: ModelVersion, path: str) -> bytes:

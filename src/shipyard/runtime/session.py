@@ -48,6 +48,7 @@ class Threading:
 
     intra_op: int = 0
     inter_op: int = 1
+    allow_spinning: bool | None = None  # None keeps ONNX Runtime's default (spinning on)
 
 
 def make_session(model: bytes | str, threading: Threading = Threading()) -> Any:
@@ -59,6 +60,10 @@ def make_session(model: bytes | str, threading: Threading = Threading()) -> Any:
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
+    if threading.allow_spinning is not None:
+        options.add_session_config_entry(
+            "session.intra_op.allow_spinning", "1" if threading.allow_spinning else "0"
+        )
     return ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
 
 

@@ -10,8 +10,21 @@ from typing import Any
 
 import numpy as np
 
+from shipyard.registry.domain import Signature, TensorSpec
+
 PIPELINE_FILE = "pipeline.json"
 TOKENIZER_FILE = "tokenizer.json"
+TEXT_INPUT = "text"
+EMBEDDING_OUTPUT = "embedding"
+ENCODER_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def text_signature(dimension: int) -> Signature:
+    """What a text-embedding model serves: strings in, one vector per string out."""
+    return Signature(
+        (TensorSpec(TEXT_INPUT, "BYTES", (-1,)),),
+        (TensorSpec(EMBEDDING_OUTPUT, "FP32", (-1, dimension)),),
+    )
 
 
 @dataclass(frozen=True)

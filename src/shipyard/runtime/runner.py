@@ -1,0 +1,146 @@
+"""A loaded model version in a server: its Predictor, its batcher and its lifecycle state."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from shipyard.errors import ConflictError, DeadlineExceededError, NotReadyError
+from shipyard.registry.domain import ModelKind, ModelVersion
+from shipyard.runtime.batcher import Batcher, Pending
+from shipyard.runtime.predictor import Predictor, StageTimes
+from shipyard.settings import BatchingSettings
+
+# (runner, batch, seconds the batch took, stage times) -> None; called on the event loop.
+BatchObserver = Callable[["ModelRunner", list[Pending], float, StageTimes], None]
+
+
+class RunnerState(enum.StrEnum):
+    LOADING = "loading"
+    WARMING = "warming"
+    READY = "ready"
+    DRAINING = "draining"
+    UNLOADED = "unloaded"
+    FAILED = "failed"
+
+
+_ALLOWED = {
+    RunnerState.LOADING: {RunnerState.WARMING, RunnerState.FAILED, RunnerState.UNLOADED},
+    RunnerState.WARMING: {RunnerState.READY, RunnerState.FAILED, RunnerState.DRAINING},
+    RunnerState.READY: {RunnerState.DRAINING},
+    RunnerState.DRAINING: {RunnerState.UNLOADED},
+    RunnerState.FAILED: {RunnerState.UNLOADED},
+    RunnerState.UNLOADED: set(),
+}
+
+
+class ModelRunner:
+    """Serves one version: requests in, batched through ONNX Runtime, each caller's rows out."""
+
+    def __init__(
+        self,
+        version: ModelVersion,
+        predictor: Predictor,
+        batching: BatchingSettings,
+        observer: BatchObserver | None = None,
+    ) -> None:
+        self.version = version
+        self.predictor = predictor
+        self.batching = batching
+        self.state = RunnerState.LOADING
+        self.text = version.kind is ModelKind.TEXT_EMBEDDING
+        self._observer = observer
+        self._last_stage_times = StageTimes(0.0, 0.0, 0.0)
+        self.batcher = Batcher(version.ref, self._run_batch, batching, self._batch_done)
+
+    @property
+    def name(self) -> str:
+        return self.version.name
+
+    def move_to(self, state: RunnerState) -> None:
+        if state not in _ALLOWED[self.state]:
+            raise ConflictError(f"{self.version.ref} cannot go from {self.state} to {state}")
+        self.state = state
+
+    def submit(self, payload: Any, rows: int, deadline: float | None) -> asyncio.Future[Any]:
+        """Queue one request (validated: {name: array} or a list of strings)."""
+        if self.state not in (RunnerState.READY, RunnerState.WARMING):
+            raise NotReadyError(f"{self.version.ref} is {self.state.value}")
+        return self.batcher.submit(payload, rows, deadline)
+
+    async def result(self, future: asyncio.Future[Any], deadline: float | None) -> dict[str, Any]:
+        """Wait for a submitted request; past its deadline it is dropped from the queue."""
+        if deadline is None:
+            return await future  # type: ignore[no-any-return]
+        remaining = deadline - asyncio.get_running_loop().time()
+        try:
+            return await asyncio.wait_for(future, max(remaining, 0.0))
+        except TimeoutError:
+            raise DeadlineExceededError(
+                f"the deadline passed before {self.version.ref} answered"
+            ) from None
+
+    async def infer(self, payload: Any, rows: int, deadline: float | None = None) -> dict[str, Any]:
+        """One request's outputs."""
+        return await self.result(self.submit(payload, rows, deadline), deadline)
+
+    async def warm_up(self, example: Any, runs: int = 3) -> None:
+        self.move_to(RunnerState.WARMING)
+        for _ in range(runs):
+            await self.infer(example, _rows(example))
+        self.move_to(RunnerState.READY)
+
+    async def drain(self) -> None:
+        """Stop taking requests once the queue has run; free the runtime."""
+        if self.state in (RunnerState.READY, RunnerState.WARMING):
+            self.move_to(RunnerState.DRAINING)
+        await self.batcher.close()
+        if self.state in (RunnerState.DRAINING, RunnerState.FAILED, RunnerState.LOADING):
+            self.state = RunnerState.UNLOADED
+
+    # In the worker thread ---------------------------------------------------------------
+
+    def _run_batch(self, batch: list[Pending]) -> list[dict[str, Any]]:
+        if self.text:
+            texts: list[str] = []
+            for pending in batch:
+                texts.extend(pending.payload)
+            outputs, times = self.predictor.run_batch(texts)
+        else:
+            first = batch[0].payload
+            if len(batch) == 1:
+                feeds = first
+            else:
+                feeds = {name: np.concatenate([p.payload[name] for p in batch]) for name in first}
+            outputs, times = self.predictor.run_batch(feeds)
+        self._last_stage_times = times
+        if len(batch) == 1:
+            return [outputs]
+        total = sum(p.rows for p in batch)
+        results: list[dict[str, Any]] = []
+        start = 0
+        for pending in batch:
+            stop = start + pending.rows
+            results.append(
+                {
+                    name: value[start:stop] if value.ndim and value.shape[0] == total else value
+                    for name, value in outputs.items()
+                }
+            )
+            start = stop
+        return results
+
+    def _batch_done(self, batch: list[Pending], seconds: float) -> None:
+        if self._observer is not None:
+            self._observer(self, batch, seconds, self._last_stage_times)
+
+
+def _rows(example: Any) -> int:
+    if isinstance(example, list):
+        return len(example)
+    first = next(iter(example.values()))
+    return int(first.shape[0]) if getattr(first, "ndim", 0) else 1

@@ -1,0 +1,74 @@
+"""KServe V1 ``:predict``: ``{"instances": [...]}`` in, ``{"predictions": [...]}`` out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import orjson
+
+from shipyard.errors import InvalidInputError, SignatureMismatchError
+from shipyard.runtime.predictor import coerce
+from shipyard.server.interface import ModelInterface
+from shipyard.server.tensors import describe
+
+
+def parse_instances(interface: ModelInterface, body: bytes) -> tuple[Any, int]:
+    """The validated payload and its row count."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInputError(f"the request body is not valid JSON: {exc}") from None
+    instances = document.get("instances") if isinstance(document, dict) else None
+    if not isinstance(instances, list) or not instances:
+        raise InvalidInputError('the request needs a non-empty "instances" list')
+    if interface.text:
+        if not all(isinstance(item, str) for item in instances):
+            raise SignatureMismatchError(f"{interface.name} takes strings as instances")
+        return instances, len(instances)
+    if len(interface.inputs) == 1:
+        spec = interface.inputs[0]
+        if instances and isinstance(instances[0], dict):
+            instances = [_field(item, spec.name) for item in instances]
+        return {spec.name: _array(spec, instances)}, len(instances)
+    if not all(isinstance(item, dict) for item in instances):
+        raise SignatureMismatchError(
+            f"{interface.name} takes several inputs ({describe(interface.inputs)}): "
+            "each instance must be an object naming them"
+        )
+    payload = {
+        spec.name: _array(spec, [_field(item, spec.name) for item in instances])
+        for spec in interface.inputs
+    }
+    return payload, len(instances)
+
+
+def _field(item: Any, name: str) -> Any:
+    if not isinstance(item, dict) or name not in item:
+        raise SignatureMismatchError(f"an instance lacks input {name!r}")
+    return item[name]
+
+
+def _array(spec: Any, values: list[Any]) -> np.ndarray:
+    try:
+        raw = np.asarray(values)
+    except ValueError:
+        raise SignatureMismatchError(f"input {spec.name!r}: the instances are ragged") from None
+    return coerce(raw, spec)
+
+
+def encode_predictions(interface: ModelInterface, outputs: dict[str, np.ndarray]) -> bytes:
+    names = [s.name for s in interface.outputs]
+    if len(names) == 1:
+        return orjson.dumps({"predictions": _plain(outputs[names[0]])})
+    columns = {name: _plain(outputs[name]) for name in names}
+    rows = len(next(iter(columns.values())))
+    return orjson.dumps(
+        {"predictions": [{name: columns[name][i] for name in names} for i in range(rows)]}
+    )
+
+
+def _plain(array: np.ndarray) -> list[Any]:
+    if array.dtype.kind in "OSU":
+        return [x.decode() if isinstance(x, bytes) else str(x) for x in array.tolist()]
+    return list(array.tolist())
