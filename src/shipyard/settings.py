@@ -23,6 +23,12 @@ class BatchingSettings(BaseModel):
     intra_op_threads: int | None = Field(
         default=None, ge=0, description="ONNX Runtime threads for this model (default: by size)."
     )
+    inline_below_ms: float = Field(
+        default=0.2,
+        ge=0,
+        description="Run batches on the event loop when warm-up shows they take less than this "
+        "(a thread hop would cost more than the model); 0 always uses the worker thread.",
+    )
 
 
 class Settings(BaseSettings):

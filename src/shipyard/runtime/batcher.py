@@ -55,6 +55,8 @@ class Batcher:
         self.max_delay = settings.max_batch_delay_ms / 1000.0
         self.max_queue_rows = settings.max_queue_rows
         self._on_batch = on_batch
+        # Tiny models run on the event loop: handing them to a thread costs more than they do.
+        self.inline = False
         self._queue: deque[Pending] = deque()
         self.queued_rows = 0
         self.running_requests = 0
@@ -81,6 +83,9 @@ class Batcher:
             )
         loop = asyncio.get_running_loop()
         pending = Pending(payload, rows, loop.create_future(), loop.time(), deadline)
+        if self.inline and not self._queue and not self.running_requests:
+            self._run_now(loop, [pending])  # idle and cheap: no queue, no worker round trip
+            return pending.future
         self._queue.append(pending)
         self.queued_rows += rows
         self._wakeup.set()
@@ -108,8 +113,10 @@ class Batcher:
             batch = self._take(loop)
             if not batch:
                 continue
-            rows = sum(p.rows for p in batch)
-            self._expected_rows = min(rows, self.max_rows)
+            if self.inline:
+                self._run_now(loop, batch)
+                continue
+            self._expected_rows = min(sum(p.rows for p in batch), self.max_rows)
             self.running_requests = len(batch)
             started = loop.time()
             for pending in batch:
@@ -117,21 +124,45 @@ class Batcher:
             try:
                 results = await loop.run_in_executor(self._executor, self._run_batch, batch)
             except Exception as exc:  # the whole batch failed: every caller hears why
-                for pending in batch:
-                    if not pending.future.done():
-                        pending.future.set_exception(exc)
+                self._fail(batch, exc)
             else:
-                for pending, result in zip(batch, results, strict=True):
-                    if not pending.future.done():
-                        pending.future.set_result(result)
+                self._resolve(batch, results)
             finally:
                 self.running_requests = 0
                 self._last_batch_end = loop.time()
-            if self._on_batch is not None:
-                try:
-                    self._on_batch(batch, loop.time() - started)
-                except Exception:  # observers never break inference
-                    log.exception("batch observer failed")
+            self._observe(batch, loop.time() - started)
+
+    def _run_now(self, loop: asyncio.AbstractEventLoop, batch: list[Pending]) -> None:
+        started = loop.time()
+        for pending in batch:
+            pending.started = started
+        try:
+            results = self._run_batch(batch)
+        except Exception as exc:
+            self._fail(batch, exc)
+        else:
+            self._resolve(batch, results)
+        self._last_batch_end = end = loop.time()
+        self._observe(batch, end - started)
+
+    @staticmethod
+    def _resolve(batch: list[Pending], results: list[Any]) -> None:
+        for pending, result in zip(batch, results, strict=True):
+            if not pending.future.done():
+                pending.future.set_result(result)
+
+    @staticmethod
+    def _fail(batch: list[Pending], exc: Exception) -> None:
+        for pending in batch:
+            if not pending.future.done():
+                pending.future.set_exception(exc)
+
+    def _observe(self, batch: list[Pending], seconds: float) -> None:
+        if self._on_batch is not None:
+            try:
+                self._on_batch(batch, seconds)
+            except Exception:  # observers never break inference
+                log.exception("batch observer failed")
 
     async def _wait_for_company(self, loop: asyncio.AbstractEventLoop) -> None:
         if loop.time() - self._last_batch_end > self.max_delay:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -55,6 +56,7 @@ class ModelRunner:
         self.text = version.kind is ModelKind.TEXT_EMBEDDING
         self._observer = observer
         self._last_stage_times = StageTimes(0.0, 0.0, 0.0)
+        self.batch_seconds = 0.0  # median warm-up batch time
         self.batcher = Batcher(version.ref, self._run_batch, batching, self._batch_done)
 
     @property
@@ -88,10 +90,21 @@ class ModelRunner:
         """One request's outputs."""
         return await self.result(self.submit(payload, rows, deadline), deadline)
 
-    async def warm_up(self, example: Any, runs: int = 3) -> None:
+    async def warm_up(self, example: Any, runs: int = 5) -> None:
+        """Run the example a few times; a model faster than a thread hop then runs inline."""
         self.move_to(RunnerState.WARMING)
-        for _ in range(runs):
-            await self.infer(example, _rows(example))
+        rows = _rows(example)
+        pending = [Pending(example, rows, asyncio.get_running_loop().create_future(), 0.0, None)]
+        await self.infer(example, rows)
+
+        def timed() -> float:
+            started = time.perf_counter()
+            self._run_batch(pending)
+            return time.perf_counter() - started
+
+        timings = [await asyncio.to_thread(timed) for _ in range(runs)]
+        self.batch_seconds = sorted(timings)[len(timings) // 2]
+        self.batcher.inline = self.batch_seconds * 1000 < self.batching.inline_below_ms
         self.move_to(RunnerState.READY)
 
     async def drain(self) -> None:

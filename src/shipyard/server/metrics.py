@@ -1,17 +1,24 @@
 """Prometheus metrics, prefix ``shipyard_``, base units, labels ``model`` and ``version``.
 
-Counters and histograms are updated as requests finish; queue depth, in-flight requests and
-model info are read from the live runners when Prometheus scrapes, so they cost the request
-path nothing.
+Every update happens on the event loop, so the counters are plain Python numbers with no
+locks: an observation costs a bisect and two additions. They are turned into Prometheus
+families only when scraped. Queue depth, in-flight requests and model info are read from
+the live runners at scrape time, so they cost the request path nothing.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from shipyard.runtime.runner import ModelRunner
@@ -21,17 +28,138 @@ LATENCY_BUCKETS = (
     2.5, 5.0, 10.0,
 )  # fmt: skip
 ROW_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+LOAD_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+STAGES = ("preprocess", "inference", "postprocess")
 
 
-class _LiveRunners(Collector):
+class Histogram:
+    """Cumulative-on-export bucket counts; ``observe`` is O(log buckets), lock-free."""
+
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    def buckets(self) -> list[tuple[str, float]]:
+        total = 0
+        out = []
+        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
+            total += count
+            out.append(("+Inf" if bound == float("inf") else repr(float(bound)), float(total)))
+        return out
+
+
+class _Family:
+    """One metric name: a histogram or a counter per label combination."""
+
+    def __init__(self, name: str, help_text: str, labels: tuple[str, ...], bounds: Any = None):
+        self.name = name
+        self.help = help_text
+        self.labels = labels
+        self.bounds = bounds
+        self.children: dict[tuple[str, ...], Any] = {}
+
+    def histogram(self, *labels: str) -> Histogram:
+        child = self.children.get(labels)
+        if child is None:
+            child = self.children[labels] = Histogram(self.bounds)
+        return child
+
+    def inc(self, *labels: str) -> None:
+        self.children[labels] = self.children.get(labels, 0) + 1
+
+    def export(self) -> Metric:
+        if self.bounds is None:
+            counter = CounterMetricFamily(self.name, self.help, labels=list(self.labels))
+            for labels, value in self.children.items():
+                counter.add_metric(list(labels), value)
+            return counter
+        family = HistogramMetricFamily(self.name, self.help, labels=list(self.labels))
+        for labels, histogram in self.children.items():
+            family.add_metric(list(labels), histogram.buckets(), histogram.sum)
+        return family
+
+
+class Metrics(Collector):
+    """Every metric of one server, in its own registry (several servers can share a process)."""
+
     def __init__(self, runners: Callable[[], Iterable[ModelRunner]]) -> None:
         self._runners = runners
+        mv = ("model", "version")
+        self.requests = _Family(
+            "shipyard_requests", "Inference requests by HTTP status.", (*mv, "status")
+        )
+        self.request_seconds = _Family(
+            "shipyard_request_duration_seconds",
+            "Inference request duration, body read to response sent.",
+            mv,
+            LATENCY_BUCKETS,
+        )
+        self.stage_seconds = _Family(
+            "shipyard_stage_duration_seconds",
+            "Time per stage: queue (per request), preprocess, inference, postprocess (per batch).",
+            (*mv, "stage"),
+            LATENCY_BUCKETS,
+        )
+        self.batch_rows = _Family(
+            "shipyard_batch_size_rows", "Rows per batch run.", mv, ROW_BUCKETS
+        )
+        self.rejected = _Family(
+            "shipyard_rejected_requests",
+            "Requests refused or dropped unrun: overload, deadline, disconnect.",
+            (*mv, "reason"),
+        )
+        self.load_seconds = _Family(
+            "shipyard_model_load_duration_seconds",
+            "Time to load and warm a model version.",
+            mv,
+            LOAD_BUCKETS,
+        )
+        self._families = (
+            self.requests,
+            self.request_seconds,
+            self.stage_seconds,
+            self.batch_rows,
+            self.rejected,
+            self.load_seconds,
+        )
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self)
 
-    def describe(self) -> Iterator[Metric]:
-        return iter(self._families())
+    # Updates (on the event loop) ---------------------------------------------------------
 
-    def _families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
+    def request_done(self, model: str, version: str, status: int, seconds: float) -> None:
+        self.requests.inc(model, version, str(status))
+        self.request_seconds.histogram(model, version).observe(seconds)
+
+    def rejected_request(self, model: str, version: str, reason: str) -> None:
+        self.rejected.inc(model, version, reason)
+
+    def batch_done(
+        self, model: str, version: str, rows: int, queue_waits: Iterable[float], stages: Any
+    ) -> None:
+        self.batch_rows.histogram(model, version).observe(rows)
+        queue = self.stage_seconds.histogram(model, version, "queue")
+        for wait in queue_waits:
+            queue.observe(wait)
+        for stage in STAGES:
+            self.stage_seconds.histogram(model, version, stage).observe(getattr(stages, stage))
+
+    def model_loaded(self, model: str, version: str, seconds: float) -> None:
+        self.load_seconds.histogram(model, version).observe(seconds)
+
+    # Export ------------------------------------------------------------------------------
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self._families:
+            yield family.export()
         depth = GaugeMetricFamily(
             "shipyard_queue_depth_rows", "Rows waiting for a batch.", labels=["model", "version"]
         )
@@ -45,10 +173,6 @@ class _LiveRunners(Collector):
             "Loaded model versions (value 1).",
             labels=["model", "version", "state", "flavor", "kind", "artifact_digest"],
         )
-        return depth, in_flight, info
-
-    def collect(self) -> Iterator[Metric]:
-        depth, in_flight, info = self._families()
         for runner in self._runners():
             labels = [runner.name, str(runner.version.version)]
             depth.add_metric(labels, runner.batcher.queued_rows)
@@ -58,84 +182,6 @@ class _LiveRunners(Collector):
                 [*labels, runner.state.value, v.flavor, v.kind.value, v.artifact_digest[:12]], 1
             )
         yield from (depth, in_flight, info)
-
-
-class Metrics:
-    """Every metric of one server, in its own registry (several servers can share a process)."""
-
-    def __init__(self, runners: Callable[[], Iterable[ModelRunner]]) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
-        labels = ["model", "version"]
-        self.requests = Counter(
-            "shipyard_requests",
-            "Inference requests by HTTP status.",
-            [*labels, "status"],
-            registry=r,
-        )
-        self.request_seconds = Histogram(
-            "shipyard_request_duration_seconds",
-            "Inference request duration, body read to response sent.",
-            labels,
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.stage_seconds = Histogram(
-            "shipyard_stage_duration_seconds",
-            "Time per stage: queue (per request), preprocess, inference, postprocess (per batch).",
-            [*labels, "stage"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.batch_rows = Histogram(
-            "shipyard_batch_size_rows",
-            "Rows per batch run.",
-            labels,
-            buckets=ROW_BUCKETS,
-            registry=r,
-        )
-        self.rejected = Counter(
-            "shipyard_rejected_requests",
-            "Requests refused or dropped unrun: overload, deadline, disconnect.",
-            [*labels, "reason"],
-            registry=r,
-        )
-        self.load_seconds = Histogram(
-            "shipyard_model_load_duration_seconds",
-            "Time to load and warm a model version.",
-            labels,
-            buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
-            registry=r,
-        )
-        r.register(_LiveRunners(runners))
-        self._children: dict[tuple[str, ...], Any] = {}
-
-    def _child(self, metric: Any, *labels: str) -> Any:
-        key = (metric._name, *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
-
-    def request_done(self, model: str, version: str, status: int, seconds: float) -> None:
-        self._child(self.requests, model, version, str(status)).inc()
-        self._child(self.request_seconds, model, version).observe(seconds)
-
-    def rejected_request(self, model: str, version: str, reason: str) -> None:
-        self._child(self.rejected, model, version, reason).inc()
-
-    def batch_done(
-        self, model: str, version: str, rows: int, queue_waits: Iterable[float], stages: Any
-    ) -> None:
-        self._child(self.batch_rows, model, version).observe(rows)
-        queue = self._child(self.stage_seconds, model, version, "queue")
-        for wait in queue_waits:
-            queue.observe(wait)
-        for stage in ("preprocess", "inference", "postprocess"):
-            self._child(self.stage_seconds, model, version, stage).observe(getattr(stages, stage))
-
-    def model_loaded(self, model: str, version: str, seconds: float) -> None:
-        self._child(self.load_seconds, model, version).observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

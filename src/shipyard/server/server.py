@@ -50,6 +50,7 @@ class Server:
             log_level="warning",
             timeout_graceful_shutdown=int(self.settings.shutdown_timeout_s),
             server_header=False,
+            proxy_headers=False,
             date_header=False,
         )
 
