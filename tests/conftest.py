@@ -125,3 +125,72 @@ def minilm_version(
     return shipyard.register(
         minilm_dir, "minilm", reference_data=reference, registry=minilm_registry
     )
+
+
+# The inference server (tests/test_server_*.py) ------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tensor_registry(
+    tmp_path_factory: pytest.TempPathFactory,
+    _tiny_onnx_bytes: bytes,
+    cancer_classifier: Any,
+    cancer_csv: Path,
+) -> Iterator[Registry]:
+    """tiny and cancer, registered once with a production alias; the shared server reads it."""
+    import shipyard
+
+    root = tmp_path_factory.mktemp("served")
+    reg = Registry(Settings(home=root / "home"))
+    tiny = root / "tiny.onnx"
+    tiny.write_bytes(_tiny_onnx_bytes)
+    try:
+        shipyard.register(tiny, "tiny", alias="production", registry=reg)
+        shipyard.register(
+            cancer_classifier,
+            "cancer",
+            reference_data=cancer_csv,
+            alias="production",
+            registry=reg,
+        )
+        yield reg
+    finally:
+        reg.close()
+
+
+@pytest.fixture(scope="session")
+def tensor_server(tensor_registry: Registry) -> Iterator[Any]:
+    """One server for tiny and cancer shared by the read-only server tests (64 KiB body limit)."""
+    from server_helpers import running_server, server_settings
+
+    settings = server_settings(tensor_registry.settings.home, max_body_bytes=64 * 1024)
+    with running_server(settings, models=["tiny", "cancer"]) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def tensor_predictors(tensor_registry: Registry) -> dict[str, Any]:
+    """shipyard.load(...) of what tensor_server serves: the reference for its answers."""
+    import shipyard
+
+    return {
+        name: shipyard.load(f"{name}@production", registry=tensor_registry)
+        for name in ("tiny", "cancer")
+    }
+
+
+@pytest.fixture(scope="session")
+def minilm_server(minilm_registry: Registry, minilm_version: Any) -> Iterator[Any]:
+    """One server for the session's MiniLM registration (it only reads that registry)."""
+    from server_helpers import running_server, server_settings
+
+    settings = server_settings(minilm_registry.settings.home, max_body_bytes=256 * 1024)
+    with running_server(settings, models=[minilm_version.ref]) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def minilm_reference(minilm_registry: Registry, minilm_version: Any) -> Any:
+    import shipyard
+
+    return shipyard.load(minilm_version.ref, registry=minilm_registry)

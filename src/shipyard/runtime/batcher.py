@@ -91,6 +91,11 @@ class Batcher:
         self._wakeup.set()
         return pending.future
 
+    def forget_batches(self) -> None:
+        """Warm-up batches are not traffic: the next lone request finds the model idle."""
+        self._expected_rows = 1
+        self._last_batch_end = 0.0
+
     async def close(self) -> None:
         """Finish what is queued and running, then stop the worker thread."""
         self._closing = True

@@ -105,6 +105,7 @@ class ModelRunner:
         timings = [await asyncio.to_thread(timed) for _ in range(runs)]
         self.batch_seconds = sorted(timings)[len(timings) // 2]
         self.batcher.inline = self.batch_seconds * 1000 < self.batching.inline_below_ms
+        self.batcher.forget_batches()
         self.move_to(RunnerState.READY)
 
     async def drain(self) -> None:

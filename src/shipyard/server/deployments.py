@@ -148,12 +148,14 @@ class DeploymentManager:
 
     async def load(self, name: str, version: int) -> ModelRunner:
         """Load and warm ``name:version`` (kept beside whatever is already loaded)."""
-        deployment = self.deployments.setdefault(name, Deployment(name, None))
-        existing = deployment.runners.get(version)
+        deployment = self.deployments.get(name)
+        existing = deployment.runners.get(version) if deployment is not None else None
         if existing is not None and existing.state is RunnerState.READY:
             return existing
         started = time.perf_counter()
         model_version, predictor = await asyncio.to_thread(self._read, name, version)
+        # only now: a name the registry lacks must not linger as a deployment "still loading"
+        deployment = self.deployments.setdefault(name, Deployment(name, None))
         batching = self.settings.batching_for(name)
         runner = ModelRunner(model_version, predictor, batching, self._observe_batch)
         deployment.interfaces[version] = ModelInterface.of(model_version)

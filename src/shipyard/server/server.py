@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import threading
 from typing import Any
 
@@ -64,7 +65,17 @@ class Server:
     def run(self) -> None:
         """Serve in the foreground until SIGTERM/SIGINT."""
         _configure_logging()
-        self._uvicorn.run()
+        if threading.current_thread() is not threading.main_thread():
+            self._uvicorn.run()
+        else:
+            # uvicorn re-raises SIGTERM once it has shut down gracefully; under the default
+            # handler that kills the process (exit 143) after a clean drain. Ignore the re-raise
+            # so that run() returns and the CLI exits 0.
+            previous = signal.signal(signal.SIGTERM, lambda *_: None)
+            try:
+                self._uvicorn.run()
+            finally:
+                signal.signal(signal.SIGTERM, previous)
         if not self._uvicorn.started:
             raise StorageError("the server did not start (see the log above)")
 

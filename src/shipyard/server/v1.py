@@ -54,7 +54,14 @@ def _array(spec: Any, values: list[Any]) -> np.ndarray:
         raw = np.asarray(values)
     except ValueError:
         raise SignatureMismatchError(f"input {spec.name!r}: the instances are ragged") from None
-    return coerce(raw, spec)
+    array = coerce(raw, spec)
+    if array.ndim == 0 or array.shape[0] != len(values):
+        # coerce() adds a batch axis to one bare example; here every instance is one row, and
+        # the batcher splits results by the row count this request reports.
+        raise SignatureMismatchError(
+            f"input {spec.name!r}: each instance must be one row of shape {list(spec.shape[1:])}"
+        )
+    return array
 
 
 def encode_predictions(interface: ModelInterface, outputs: dict[str, np.ndarray]) -> bytes:

@@ -179,6 +179,8 @@ def _requested_outputs(interface: ModelInterface, value: Any) -> list[tuple[str,
                 f"unknown output {name!r}; {interface.name} returns {describe(interface.outputs)}"
             )
         parameters = item.get("parameters") or {}
+        if not isinstance(parameters, dict):
+            raise InvalidInputError(f"output {name!r}: 'parameters' must be an object")
         requested.append((name, bool(parameters.get("binary_data", False))))
     return requested
 
