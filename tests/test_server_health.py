@@ -28,7 +28,7 @@ from server_helpers import (
     wait_for,
 )
 from shipyard import Registry
-from shipyard.errors import StorageError
+from shipyard.errors import ModelNotFoundError, StorageError
 from shipyard.server import Server
 
 
@@ -179,9 +179,8 @@ def test_unknown_model_fails_fast_from_the_cli(tmp_path: Path) -> None:
         timeout=HANG_GUARD_S,
         check=False,
     )
-    assert result.returncode != 0
-    assert "no model named 'ghost'" in result.stderr
-    assert "Application startup failed" in result.stderr
+    assert result.returncode == ModelNotFoundError.exit_code
+    assert "error: no model named 'ghost'" in result.stderr
 
 
 def test_wait_ready_answers_with_models_loaded(tensor_server: Server) -> None:

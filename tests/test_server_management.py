@@ -141,6 +141,22 @@ def test_loading_what_the_registry_lacks(http: Any) -> None:
     assert not_a_number.status_code == 422
 
 
+def test_loading_a_model_not_served_makes_it_current(
+    two_versions: Registry, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    register_tiny(two_versions, tmp_path_factory.mktemp("other"), 3.0, name="other")
+    settings = server_settings(two_versions.settings.home)
+    with running_server(settings, models=["tiny"]) as s, client(s) as http:
+        assert http.post("/v2/models/other/infer", json=v2_tiny(X)).status_code == 404
+        loaded = http.post("/api/deployments/other/versions/1/load")
+        assert loaded.status_code == 200, loaded.text
+        assert loaded.json()["current_version"] == 1
+        answer = http.post("/v2/models/other/infer", json=v2_tiny(X))
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["x-model-version"] == "1"
+        np.testing.assert_allclose(_outputs(answer), tiny_variant_expected(X, 3.0), rtol=1e-6)
+
+
 # Tokens --------------------------------------------------------------------------------------
 
 

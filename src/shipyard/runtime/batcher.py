@@ -35,6 +35,7 @@ class Pending:
     enqueued: float  # loop time
     deadline: float | None  # loop time
     started: float = field(default=0.0)  # loop time its batch began
+    queued: bool = field(default=True)  # still counted in the queue's rows
 
 
 # Runs in the batcher's worker thread: one batch in, one result per request out.
@@ -59,6 +60,7 @@ class Batcher:
         self.inline = False
         self._queue: deque[Pending] = deque()
         self.queued_rows = 0
+        self.queued_requests = 0
         self.running_requests = 0
         self._expected_rows = 1  # rows of the last batch: how much company is worth waiting for
         self._last_batch_end = 0.0
@@ -69,13 +71,13 @@ class Batcher:
 
     @property
     def in_flight(self) -> int:
-        return len(self._queue) + self.running_requests
+        return self.queued_requests + self.running_requests
 
     def submit(self, payload: Any, rows: int, deadline: float | None) -> asyncio.Future[Any]:
         """Queue one request; the future resolves to its share of the batch's result."""
         if self._closing:
             raise OverloadedError(f"{self.name} is being unloaded; retry", retry_after_s=0.1)
-        if self.queued_rows + rows > self.max_queue_rows and self._queue:
+        if self.queued_rows + rows > self.max_queue_rows and self.queued_requests:
             raise OverloadedError(
                 f"{self.name} has {self.queued_rows} rows queued (limit {self.max_queue_rows}); "
                 "retry later",
@@ -83,11 +85,14 @@ class Batcher:
             )
         loop = asyncio.get_running_loop()
         pending = Pending(payload, rows, loop.create_future(), loop.time(), deadline)
-        if self.inline and not self._queue and not self.running_requests:
+        if self.inline and not self.queued_requests and not self.running_requests:
             self._run_now(loop, [pending])  # idle and cheap: no queue, no worker round trip
             return pending.future
         self._queue.append(pending)
         self.queued_rows += rows
+        self.queued_requests += 1
+        # a request dropped while queued (deadline, client gone) stops counting at once
+        pending.future.add_done_callback(lambda _: self._dequeue(pending))
         self._wakeup.set()
         return pending.future
 
@@ -195,11 +200,11 @@ class Batcher:
             pending = queue[0]
             if pending.future.done():  # timed out or its caller went away
                 queue.popleft()
-                self.queued_rows -= pending.rows
+                self._dequeue(pending)
                 continue
             if pending.deadline is not None and now >= pending.deadline:
                 queue.popleft()
-                self.queued_rows -= pending.rows
+                self._dequeue(pending)
                 pending.future.set_exception(
                     DeadlineExceededError(f"the deadline passed while queued for {self.name}")
                 )
@@ -207,7 +212,13 @@ class Batcher:
             if batch and rows + pending.rows > self.max_rows:
                 break
             queue.popleft()
-            self.queued_rows -= pending.rows
+            self._dequeue(pending)
             batch.append(pending)
             rows += pending.rows
         return batch
+
+    def _dequeue(self, pending: Pending) -> None:
+        if pending.queued:
+            pending.queued = False
+            self.queued_rows -= pending.rows
+            self.queued_requests -= 1

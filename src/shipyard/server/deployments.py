@@ -97,7 +97,7 @@ class DeploymentManager:
 
     async def prepare(self) -> None:
         """Resolve what to serve (fails fast on a missing model, version or alias)."""
-        self._targets = await asyncio.to_thread(self._initial_targets)
+        self._targets = await asyncio.to_thread(self.resolve)
 
     async def start(self) -> None:
         """Load every model to serve, then follow the registry."""
@@ -113,7 +113,8 @@ class DeploymentManager:
             raise
         self._watcher = asyncio.get_running_loop().create_task(self._watch(), name="registry-watch")
 
-    def _initial_targets(self) -> list[tuple[str, str | None, int]]:
+    def resolve(self) -> list[tuple[str, str | None, int]]:
+        """(name, alias followed or None, version) for every model to serve."""
         if self.requested is None:
             targets = self.registry.alias_targets(DEFAULT_ALIAS)
             return [(name, DEFAULT_ALIAS, version) for name, version in sorted(targets.items())]
@@ -146,8 +147,12 @@ class DeploymentManager:
 
     # Loading -----------------------------------------------------------------------------
 
-    async def load(self, name: str, version: int) -> ModelRunner:
-        """Load and warm ``name:version`` (kept beside whatever is already loaded)."""
+    async def load(self, name: str, version: int, *, current_if_none: bool = False) -> ModelRunner:
+        """Load and warm ``name:version`` (kept beside whatever is already loaded).
+
+        With ``current_if_none``, a model that has no current version yet (one loaded through
+        the management API) takes this one as its current, pinned version.
+        """
         deployment = self.deployments.get(name)
         existing = deployment.runners.get(version) if deployment is not None else None
         if existing is not None and existing.state is RunnerState.READY:
@@ -169,6 +174,8 @@ class DeploymentManager:
             await runner.drain()
             message = exc.message if isinstance(exc, ShipyardError) else repr(exc)
             raise NotReadyError(f"{name}:{version} failed its warm-up: {message}") from exc
+        if current_if_none and deployment.current is None:
+            deployment.current = runner
         seconds = time.perf_counter() - started
         self.metrics.model_loaded(name, str(version), seconds)
         log.info("loaded %s:%s in %.2fs", name, version, seconds)

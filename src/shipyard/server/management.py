@@ -51,7 +51,7 @@ def build_management_app(server: ShipyardApp) -> FastAPI:
         summary="Load and warm a version beside the current one (reachable by version)",
     )
     async def load_version(name: str, version: int) -> dict[str, Any]:
-        await server.manager.load(name, version)
+        await server.manager.load(name, version, current_if_none=True)
         return server.manager.deployments[name].to_dict()
 
     @api.post(

@@ -65,6 +65,7 @@ class Server:
     def run(self) -> None:
         """Serve in the foreground until SIGTERM/SIGINT."""
         _configure_logging()
+        self.app.manager.resolve()  # a missing model, version or alias fails here, clearly
         if threading.current_thread() is not threading.main_thread():
             self._uvicorn.run()
         else:

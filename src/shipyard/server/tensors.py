@@ -65,7 +65,8 @@ def from_json(spec: TensorSpec, shape: tuple[int, ...], data: Any) -> np.ndarray
         array[:] = flat
         return array.reshape(shape)
     try:
-        array = np.asarray(data, dtype=V2_TO_NUMPY[spec.datatype])
+        with np.errstate(over="ignore"):  # out-of-range values become inf, as a cast would
+            array = np.asarray(data, dtype=V2_TO_NUMPY[spec.datatype])
     except (ValueError, TypeError, OverflowError):
         raise SignatureMismatchError(
             f"input {spec.name!r} expects {spec.datatype} numbers; its data holds something else"
