@@ -49,6 +49,11 @@ class Settings(BaseSettings):
         description="ONNX Runtime intra-op threads per session (0: runtime default).",
     )
     inter_op_threads: int = Field(default=1, ge=0)
+    ort_spinning: bool | None = Field(
+        default=None,
+        description="Let ONNX Runtime's intra-op threads busy-wait between ops (None: "
+        "its default). A server sharing few cores with its clients may answer faster without.",
+    )
     actor: str | None = Field(
         default=None, description="Who is recorded as making changes (defaults to the OS user)."
     )

@@ -193,7 +193,11 @@ class DeploymentManager:
             configured = self.settings.intra_op_threads
         if configured is None:
             configured = 1 if model_bytes < SMALL_MODEL_BYTES else 0
-        return Threading(intra_op=configured, inter_op=self.settings.inter_op_threads)
+        return Threading(
+            intra_op=configured,
+            inter_op=self.settings.inter_op_threads,
+            allow_spinning=self.settings.ort_spinning,
+        )
 
     @staticmethod
     def _warm_up_payload(version: ModelVersion) -> Any:
