@@ -337,18 +337,16 @@ class ShipyardApp:
             self.metrics.request_done(label_model, label_version, status, elapsed)
             if self.access_log.enabled:
                 self.access_log.record(
-                    {
-                        "time": time.time(),
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "status": status,
-                        "ms": round(elapsed * 1000, 3),
-                        "request_id": request_id.decode(errors="replace"),
-                        "model": label_model,
-                        "version": label_version,
-                        "rows": rows,
-                        "client": (scope.get("client") or ("", 0))[0],
-                    }
+                    time.time(),
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    round(elapsed * 1000, 3),
+                    request_id.decode(errors="replace"),
+                    label_model,
+                    label_version,
+                    rows,
+                    (scope.get("client") or ("", 0))[0],
                 )
 
     async def _run(

@@ -15,6 +15,7 @@ class ModelInterface:
     outputs: tuple[TensorSpec, ...]
     inputs_by_name: dict[str, TensorSpec]
     output_names: frozenset[str]
+    output_datatypes: dict[str, str]
     text: bool  # strings in (a text-embedding model)
 
     @classmethod
@@ -27,5 +28,6 @@ class ModelInterface:
             outputs=signature.outputs,
             inputs_by_name={s.name: s for s in signature.inputs},
             output_names=frozenset(s.name for s in signature.outputs),
+            output_datatypes={s.name: s.datatype for s in signature.outputs},
             text=version.kind is ModelKind.TEXT_EMBEDDING,
         )

@@ -38,6 +38,12 @@ def _shape(shape: tuple[int, ...] | list[int]) -> str:
 
 def check_shape(spec: TensorSpec, shape: Any) -> tuple[int, ...]:
     """The request's shape for ``spec``, or a SignatureMismatchError saying what was expected."""
+    if type(shape) is list and len(shape) == len(spec.shape):
+        for want, got in zip(spec.shape, shape, strict=True):
+            if type(got) is not int or got < 0 or (want != -1 and want != got):
+                break
+        else:
+            return tuple(shape)  # the common case, checked in one pass
     if not isinstance(shape, list) or not all(
         isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
     ):

@@ -9,6 +9,7 @@ import numpy as np
 import orjson
 
 from shipyard.errors import InvalidInputError, SignatureMismatchError
+from shipyard.runtime.session import V2_TO_NUMPY
 from shipyard.server.interface import ModelInterface
 from shipyard.server.tensors import (
     check_shape,
@@ -197,7 +198,9 @@ def encode_response(
     blobs: list[bytes] = []
     for name, binary in chosen:
         array = outputs[name]
-        datatype = v2_datatype(array)
+        datatype = interface.output_datatypes.get(name)
+        if datatype is None or array.dtype != V2_TO_NUMPY[datatype]:
+            datatype = v2_datatype(array)  # the runtime answered in another type than declared
         entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(array.shape)}
         if binary:
             raw = (
