@@ -7,7 +7,12 @@ from typing import Any
 
 import orjson
 
-from shipyard.errors import OverloadedError, PayloadTooLargeError, ShipyardError
+from shipyard.errors import (
+    InvalidInputError,
+    OverloadedError,
+    PayloadTooLargeError,
+    ShipyardError,
+)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -71,3 +76,18 @@ def error_headers(exc: ShipyardError) -> list[tuple[bytes, bytes]]:
     if isinstance(exc, OverloadedError):
         return [(b"retry-after", str(max(1, round(exc.retry_after_s))).encode())]
     return []
+
+
+def json_value(body: bytes | memoryview) -> Any:
+    """Decode JSON, or raise the 400 every route answers for a malformed body."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInputError(f"the request body is not valid JSON: {exc}") from None
+
+
+def json_object(body: bytes | memoryview, expected: str = "a JSON object") -> dict[str, Any]:
+    document = json_value(body)
+    if not isinstance(document, dict):
+        raise InvalidInputError(f"the request body must be {expected}")
+    return document

@@ -9,18 +9,14 @@ import numpy as np
 import orjson
 
 from shipyard.errors import InvalidInputError, ShipyardError
+from shipyard.server.http import json_object
 
 MAX_INPUTS = 2048
 
 
 def parse_embeddings_request(body: bytes) -> tuple[str, list[str], str]:
     """(model name, texts, encoding format)."""
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInputError(f"the request body is not valid JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise InvalidInputError("the request body must be a JSON object")
+    document = json_object(body)
     model = document.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidInputError("'model' must name a served text-embedding model")

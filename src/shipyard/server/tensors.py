@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from shipyard.errors import InvalidInputError, SignatureMismatchError
+from shipyard.errors import SignatureMismatchError
 from shipyard.registry.domain import TensorSpec
 from shipyard.runtime.session import V2_TO_NUMPY
 
@@ -161,8 +161,3 @@ def to_text(name: str, array: np.ndarray) -> list[str]:
                 ) from None
         texts.append(item)
     return texts
-
-
-def require(condition: bool, message: str) -> None:
-    if not condition:
-        raise InvalidInputError(message)

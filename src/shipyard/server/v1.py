@@ -9,16 +9,14 @@ import orjson
 
 from shipyard.errors import InvalidInputError, SignatureMismatchError
 from shipyard.runtime.predictor import coerce
+from shipyard.server.http import json_value
 from shipyard.server.interface import ModelInterface
 from shipyard.server.tensors import describe
 
 
 def parse_instances(interface: ModelInterface, body: bytes) -> tuple[Any, int]:
     """The validated payload and its row count."""
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInputError(f"the request body is not valid JSON: {exc}") from None
+    document = json_value(body)
     instances = document.get("instances") if isinstance(document, dict) else None
     if not isinstance(instances, list) or not instances:
         raise InvalidInputError('the request needs a non-empty "instances" list')

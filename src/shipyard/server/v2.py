@@ -10,6 +10,7 @@ import orjson
 
 from shipyard.errors import InvalidInputError, SignatureMismatchError
 from shipyard.runtime.session import V2_TO_NUMPY
+from shipyard.server.http import json_object
 from shipyard.server.interface import ModelInterface
 from shipyard.server.tensors import (
     check_shape,
@@ -50,12 +51,7 @@ def parse_request(
         binary: memoryview | None = memoryview(body)[header_length:]
     else:
         header_bytes, binary = body, None
-    try:
-        header = orjson.loads(header_bytes)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInputError(f"the request body is not valid JSON: {exc}") from None
-    if not isinstance(header, dict):
-        raise InvalidInputError("the request body must be a JSON object with an 'inputs' list")
+    header = json_object(header_bytes, "a JSON object with an 'inputs' list")
     raw_inputs = header.get("inputs")
     if not isinstance(raw_inputs, list) or not raw_inputs:
         raise InvalidInputError("the request needs a non-empty 'inputs' list")
