@@ -193,6 +193,29 @@ def _show_version(v: ModelVersion) -> None:
                 f"tolerance {parity['tolerance']:g}: {verdict}",
             )
         )
+    optimization = v.conversion.get("optimization")
+    if optimization:
+        quality = optimization.get("quality") or {}
+        rows.append(
+            ("optimized from", f"{optimization['parent']}: {optimization['recipe']['name']}")
+        )
+        rows.append(
+            (
+                "measured",
+                f"{optimization['speedup_typical']:.2f}x at a typical batch, "
+                f"{optimization['speedup_batch1']:.2f}x at batch 1; size "
+                f"{human_size(optimization['size_before'])} → "
+                f"{human_size(optimization['size_after'])}",
+            )
+        )
+        if quality:
+            rows.append(
+                (
+                    "accuracy",
+                    f"{quality['metric']} {quality['parent']:.4f} → {quality['candidate']:.4f}",
+                )
+            )
+        rows.append(("cpu", ", ".join(optimization["cpu"]["flags"]) or "-"))
     reference = v.conversion.get("reference_data")
     if reference:
         rows.append(("reference data", f"{reference['rows']} rows from {reference['source']}"))

@@ -107,6 +107,13 @@ class Predictor:
         outputs = dict(zip(self._output_names, results, strict=True))
         return outputs, StageTimes(0.0, ran - start, 0.0)
 
+    def graph_feeds(self, inputs: Inputs) -> dict[str, np.ndarray]:
+        """What the ONNX graph itself receives for ``inputs`` (after the tokenizer, if any)."""
+        if self._embedder is not None:
+            feeds, _ = self._embedder.encode(self._texts(inputs, self._embedder.spec.input_name))
+            return feeds
+        return self._tensor_feeds(inputs)
+
     # Text ------------------------------------------------------------------------------
 
     def _predict_text(self, inputs: Inputs) -> dict[str, np.ndarray]:

@@ -1,0 +1,354 @@
+"""``shipyard.optimize``: make a registered version faster, prove it here, register the winner.
+
+Every candidate is measured on this machine against its parent, with the same thread
+budget: accuracy on the evaluation data (the version's reference data by default) and speed
+at batch 1 and at a typical batch. A quantized candidate that fails the accuracy gate gets
+fallbacks (per-channel toggled, reduce_range toggled, then the most sensitive MatMuls kept in
+float, one more at a time). The fastest candidate that passes both gates becomes the next
+version of the model, its lineage naming the parent and the recipe; if none passes, nothing
+is registered and the report says why for each.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shipyard.errors import InvalidInputError, ShipyardError
+from shipyard.formats.reference import read_reference, validate_reference
+from shipyard.optimize import cpu, gates, recipes, sensitivity, transform
+from shipyard.optimize.recipes import Recipe
+from shipyard.registry import (
+    ModelKind,
+    ModelRef,
+    ModelVersion,
+    NewVersion,
+    ProgressFactory,
+    Registry,
+    quiet_progress,
+)
+from shipyard.runtime.predictor import MODEL_FILE, Predictor
+from shipyard.runtime.session import Threading
+from shipyard.runtime.text import TextEmbedder  # noqa: F401  (text models' pre-processing)
+from shipyard.settings import Settings
+
+TYPICAL_BATCH = 32
+MAX_EXCLUDED = 8
+SENSITIVITY_ROWS = 64
+
+
+@dataclass
+class CandidateResult:
+    recipe: Recipe
+    size_bytes: int = 0
+    quality: gates.Quality | None = None
+    speedup_batch1: float = 0.0
+    speedup_typical: float = 0.0
+    passed: bool = False
+    reason: str = ""
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "recipe": self.recipe.to_dict(),
+            "size_bytes": self.size_bytes,
+            "quality": self.quality.to_dict() if self.quality else None,
+            "speedup_batch1": self.speedup_batch1,
+            "speedup_typical": self.speedup_typical,
+            "passed": self.passed,
+            "reason": self.reason,
+            **({"facts": self.facts} if self.facts else {}),
+        }
+
+
+@dataclass
+class OptimizeReport:
+    parent: str
+    cpu: dict[str, Any]
+    task: str
+    typical_batch: int
+    eval_rows: int
+    parent_size_bytes: int
+    candidates: list[CandidateResult]
+    registered: ModelVersion | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "parent": self.parent,
+            "cpu": self.cpu,
+            "task": self.task,
+            "typical_batch": self.typical_batch,
+            "eval_rows": self.eval_rows,
+            "parent_size_bytes": self.parent_size_bytes,
+            "candidates": [c.to_dict() for c in self.candidates],
+            "registered": self.registered.ref if self.registered else None,
+        }
+
+
+def optimize(
+    ref: str | ModelRef,
+    *,
+    eval_data: str | Path | None = None,
+    labels: str | Path | None = None,
+    tolerance: float = 0.01,
+    min_speedup: float = 1.2,
+    registry: Registry | None = None,
+    settings: Settings | None = None,
+    progress: ProgressFactory = quiet_progress,
+) -> OptimizeReport:
+    if not 0 < tolerance < 1:
+        raise InvalidInputError(f"tolerance must be between 0 and 1 (exclusive), got {tolerance}")
+    if min_speedup <= 0:
+        raise InvalidInputError(f"min_speedup must be positive, got {min_speedup}")
+    owned = registry is None
+    registry = registry or Registry(settings)
+    try:
+        return _optimize(registry, ref, eval_data, labels, tolerance, min_speedup, progress)
+    finally:
+        if owned:
+            registry.close()
+
+
+def _optimize(
+    registry: Registry,
+    ref: str | ModelRef,
+    eval_path: str | Path | None,
+    labels_path: str | Path | None,
+    tolerance: float,
+    min_speedup: float,
+    progress: ProgressFactory,
+) -> OptimizeReport:
+    parent = registry.get_version(ref)
+    origin = parent.conversion.get("optimization")
+    if origin:
+        raise InvalidInputError(
+            f"{parent.ref} is already optimized ({origin['recipe']['name']}); optimize its "
+            f"parent {parent.name}:{parent.parent_version} instead"
+        )
+    files = registry.read_files(parent)
+    data = _eval_data(registry, parent, files, eval_path)
+    labels = _labels(labels_path, len(data))
+    threading = Threading(intra_op=registry.settings.intra_op_threads)
+    parent_predictor = Predictor.from_version(parent, files, threading)
+    task = gates.task_of(parent_predictor)
+    parent_outputs = gates.predictions(parent_predictor, data)
+    typical = min(TYPICAL_BATCH, len(data))
+    flags = cpu.describe()
+    op_types = transform.operator_types(files[MODEL_FILE])
+    text = parent.kind is ModelKind.TEXT_EMBEDDING
+    feeds = _graph_feeds(parent_predictor, data)
+    search = _Search(
+        parent,
+        files,
+        parent_predictor,
+        parent_outputs,
+        data,
+        labels,
+        task,
+        tolerance,
+        min_speedup,
+        typical,
+        threading,
+        feeds,
+    )
+    results: list[CandidateResult] = []
+    for recipe in recipes.candidates(op_types, text, bool(flags["vnni"])):
+        if recipe in search.measured:
+            continue  # already tried as another candidate's fallback
+        done = progress(f"candidate {recipe.name}", 0)
+        results.extend(r for r in search.run(recipe) if r not in results)
+        done(1)
+    results.append(
+        CandidateResult(
+            Recipe("fp16"), reason="skipped: fp16 only pays on a GPU provider, none here"
+        )
+    )
+    winners = [r for r in results if r.passed]
+    registered = None
+    if winners:
+        best = max(winners, key=lambda r: r.speedup_typical)
+        registered = _register(registry, parent, files, best, search.graphs[best.recipe], flags)
+    return OptimizeReport(
+        parent=parent.ref,
+        cpu=flags,
+        task=task,
+        typical_batch=typical,
+        eval_rows=len(data),
+        parent_size_bytes=len(files[MODEL_FILE]),
+        candidates=results,
+        registered=registered,
+    )
+
+
+class _Search:
+    """Builds, measures and rescues candidates for one parent."""
+
+    def __init__(self, parent: ModelVersion, files: dict[str, bytes], predictor: Predictor,
+                 outputs: dict[str, np.ndarray], data: Any, labels: np.ndarray | None, task: str,
+                 tolerance: float, min_speedup: float, typical: int, threading: Threading,
+                 feeds: dict[str, np.ndarray]) -> None:  # fmt: skip
+        self.parent, self.files, self.predictor, self.outputs = parent, files, predictor, outputs
+        self.data, self.labels, self.task = data, labels, task
+        self.tolerance, self.min_speedup, self.typical = tolerance, min_speedup, typical
+        self.threading, self.feeds = threading, feeds
+        self.graphs: dict[Recipe, bytes] = {}
+        self.measured: dict[Recipe, CandidateResult] = {}
+
+    def run(self, recipe: Recipe) -> list[CandidateResult]:
+        result = self.measure(recipe)
+        tried = [result]
+        if result.passed or not recipe.quantized or result.quality is None or result.quality.passed:
+            return tried
+        for fallback in recipes.fallbacks(recipe):
+            attempt = self.measure(fallback)
+            tried.append(attempt)
+            if attempt.quality is not None and attempt.quality.passed:
+                return tried
+        if recipe.kind == "dynamic-int8":
+            tried.extend(self.exclude_sensitive(recipe))
+        return tried
+
+    def exclude_sensitive(self, recipe: Recipe) -> list[CandidateResult]:
+        ranking = sensitivity.rank_matmuls(
+            self.files[MODEL_FILE],
+            {name: a[:SENSITIVITY_ROWS] for name, a in self.feeds.items()},
+            per_channel=recipe.per_channel,
+            reduce_range=recipe.reduce_range,
+        )
+        tried = []
+        for count in range(1, min(MAX_EXCLUDED, len(ranking)) + 1):
+            excluded = tuple(name for name, _ in ranking[:count])
+            attempt = self.measure(recipe.with_changes(excluded_nodes=excluded))
+            attempt.facts["sensitivity"] = [[n, round(e, 5)] for n, e in ranking[:count]]
+            tried.append(attempt)
+            if attempt.quality is not None and attempt.quality.passed:
+                break
+        return tried
+
+    def measure(self, recipe: Recipe) -> CandidateResult:
+        if recipe in self.measured:
+            return self.measured[recipe]
+        result = self.measured[recipe] = CandidateResult(recipe)
+        try:
+            graph, result.facts = transform.apply(recipe, self.files[MODEL_FILE], self.feeds)
+            candidate_files = {**self.files, MODEL_FILE: graph}
+            candidate = Predictor(candidate_files, self.parent.signature, self.parent.kind,
+                                  threading=self.threading)  # fmt: skip
+        except ShipyardError as exc:
+            result.reason = f"could not be built: {exc.message}"
+            return result
+        self.graphs[recipe] = graph
+        result.size_bytes = len(graph)
+        outputs = gates.predictions(candidate, self.data)
+        result.quality = gates.compare(
+            self.task, self.outputs, outputs, self.labels, self.tolerance
+        )
+        result.speedup_batch1 = gates.speedup(self.predictor, candidate, self.data[:1])
+        result.speedup_typical = gates.speedup(self.predictor, candidate, self.data[: self.typical])
+        fast = result.speedup_typical >= self.min_speedup
+        result.passed = result.quality.passed and fast
+        if not result.quality.passed:
+            q = result.quality
+            result.reason = f"accuracy: {q.metric} {q.candidate:.4f} vs parent {q.parent:.4f}"
+        elif not fast:
+            result.reason = (
+                f"speed: {result.speedup_typical:.2f}x at batch {self.typical}, "
+                f"needs {self.min_speedup:.2f}x"
+            )
+        else:
+            result.reason = "passed"
+        return result
+
+
+def _eval_data(
+    registry: Registry, version: ModelVersion, files: dict[str, bytes], path: str | Path | None
+) -> Any:
+    feature_names = version.conversion.get("feature_names")
+    if path is not None:
+        return validate_reference(
+            read_reference(Path(path)), version.signature, version.kind, feature_names
+        )
+    if "reference.npy" in files:
+        import io
+
+        return np.load(io.BytesIO(files["reference.npy"]), allow_pickle=False)
+    if "reference.txt" in files:
+        return [line for line in files["reference.txt"].decode().splitlines() if line]
+    raise InvalidInputError(
+        f"{version.ref} has no reference data to evaluate candidates on; pass --eval-data "
+        "(rows of the model's input, or a .txt of texts for a text model)"
+    )
+
+
+def _labels(path: str | Path | None, rows: int) -> np.ndarray | None:
+    if path is None:
+        return None
+    source = Path(path)
+    if not source.is_file():
+        raise InvalidInputError(f"labels file {source} does not exist")
+    labels: np.ndarray
+    if source.suffix == ".npy":
+        labels = np.asarray(np.load(source, allow_pickle=False))
+    else:
+        lines = [line.strip() for line in source.read_text().splitlines() if line.strip()]
+        try:
+            labels = np.asarray([float(x) for x in lines])
+        except ValueError:
+            labels = np.asarray(lines, dtype=object)
+        if labels.dtype.kind == "f" and np.all(labels == np.round(labels)):
+            labels = labels.astype(np.int64)
+    if len(labels) != rows:
+        raise InvalidInputError(
+            f"{source} has {len(labels)} labels; the evaluation data has {rows} rows"
+        )
+    return labels
+
+
+def _graph_feeds(predictor: Predictor, data: Any) -> dict[str, np.ndarray]:
+    """What the ONNX graph itself receives for the evaluation data (calibration, sensitivity)."""
+    return predictor.graph_feeds(data[: transform.CALIBRATION_ROWS])
+
+
+def _register(
+    registry: Registry,
+    parent: ModelVersion,
+    files: dict[str, bytes],
+    best: CandidateResult,
+    graph: bytes,
+    flags: dict[str, Any],
+) -> ModelVersion:
+    record = {
+        "parent": parent.ref,
+        "recipe": best.recipe.to_dict(),
+        "cpu": flags,
+        "size_before": len(files[MODEL_FILE]),
+        "size_after": len(graph),
+        "speedup_batch1": best.speedup_batch1,
+        "speedup_typical": best.speedup_typical,
+        "quality": best.quality.to_dict() if best.quality else None,
+    }
+    with tempfile.TemporaryDirectory(prefix="shipyard-optimized-") as tmp:
+        staged = {}
+        for name, content in {**files, MODEL_FILE: graph}.items():
+            path = Path(tmp) / name
+            path.write_bytes(content)
+            staged[name] = path
+        return registry.create_version(
+            parent.name,
+            NewVersion(
+                flavor=parent.flavor,
+                kind=parent.kind,
+                signature=parent.signature,
+                files=staged,
+                input_example=parent.input_example,
+                metrics=dict(parent.metrics),
+                tags={**parent.tags, "optimized": best.recipe.name},
+                conversion={**parent.conversion, "optimization": record},
+                run_id=parent.run_id,
+                parent_version=parent.version,
+            ),
+        )

@@ -1,0 +1,73 @@
+"""Recipes: how one candidate is made from its parent's ONNX graph."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One way to transform a graph. ``kind`` is graph | dynamic-int8 | static-int8 | fp16."""
+
+    kind: str
+    per_channel: bool = False
+    reduce_range: bool = False
+    transformer_fusion: bool = False
+    excluded_nodes: tuple[str, ...] = field(default=())
+
+    @property
+    def name(self) -> str:
+        parts = [self.kind]
+        if self.transformer_fusion:
+            parts.append("fused")
+        if self.kind.endswith("int8"):
+            parts.append("per-channel" if self.per_channel else "per-tensor")
+            if self.reduce_range:
+                parts.append("reduce-range")
+        if self.excluded_nodes:
+            parts.append(f"{len(self.excluded_nodes)} nodes in float")
+        return " ".join(parts)
+
+    @property
+    def quantized(self) -> bool:
+        return self.kind.endswith("int8")
+
+    def with_changes(self, **changes: Any) -> Recipe:
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "per_channel": self.per_channel,
+            "reduce_range": self.reduce_range,
+            "transformer_fusion": self.transformer_fusion,
+            "excluded_nodes": list(self.excluded_nodes),
+        }
+
+
+def candidates(op_types: set[str], text_model: bool, vnni: bool) -> list[Recipe]:
+    """The recipes worth trying for a graph with these operators on this CPU."""
+    reduce_range = not vnni
+    recipes = [Recipe("graph", transformer_fusion=text_model)]
+    has_matmul = bool(op_types & {"MatMul", "Gemm"})
+    has_conv = "Conv" in op_types
+    if has_matmul and not has_conv:
+        # transformers and MLPs: weights quantized ahead, activations per batch
+        recipes.append(Recipe("dynamic-int8", per_channel=False, reduce_range=reduce_range))
+        recipes.append(Recipe("dynamic-int8", per_channel=True, reduce_range=reduce_range))
+    if has_conv:
+        # CNNs: activations calibrated once on reference data
+        recipes.append(Recipe("static-int8", per_channel=True, reduce_range=reduce_range))
+    return recipes
+
+
+def fallbacks(recipe: Recipe) -> list[Recipe]:
+    """What to try when a quantized recipe fails the accuracy gate, before node exclusion."""
+    if not recipe.quantized:
+        return []
+    return [
+        recipe.with_changes(per_channel=not recipe.per_channel),
+        recipe.with_changes(reduce_range=not recipe.reduce_range),
+    ]
