@@ -155,18 +155,23 @@ def show(title: str, report: dict[str, Any]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--only", choices=["minilm", "cnn", "sklearn"], action="append")
     args = parser.parse_args()
+    only = set(args.only or ["minilm", "cnn", "sklearn"])
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="shipyard-bench-opt-") as tmp:
         for part in ("minilm", "cnn", "sk"):
             (Path(tmp) / part).mkdir()
-        results["minilm"] = minilm(Path(tmp) / "minilm" / "home")
-        show("MiniLM", results["minilm"])
-        results["cnn"] = cnn(Path(tmp) / "cnn" / "home")
-        show("digits CNN", results["cnn"])
-        results["sklearn"] = sklearn_latency(Path(tmp) / "sk" / "home")
-        s = results["sklearn"]
-        print(f"\n== scikit-learn single row: ONNX {s['onnx_single_row_us']:.1f} µs, "
+        if "minilm" in only:
+            results["minilm"] = minilm(Path(tmp) / "minilm" / "home")
+            show("MiniLM", results["minilm"])
+        if "cnn" in only:
+            results["cnn"] = cnn(Path(tmp) / "cnn" / "home")
+            show("digits CNN", results["cnn"])
+        if "sklearn" in only:
+            results["sklearn"] = sklearn_latency(Path(tmp) / "sk" / "home")
+            s = results["sklearn"]
+            print(f"\n== scikit-learn single row: ONNX {s['onnx_single_row_us']:.1f} µs, "
               f"estimator.predict {s['sklearn_predict_single_row_us']:.1f} µs "
               f"({s['sklearn_over_onnx']:.1f}x)")  # fmt: skip
     if args.json:

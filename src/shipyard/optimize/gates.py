@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from shipyard.errors import InvalidInputError
 from shipyard.runtime.predictor import Predictor
 
 EVAL_BATCH = 32
@@ -83,9 +84,7 @@ def compare(
     p, c = _primary(parent, task), _primary(candidate, task)
     if task == "classification":
         if labels is not None:
-            truth = (
-                labels.reshape(-1).astype(p.dtype) if p.dtype.kind != "O" else labels.reshape(-1)
-            )
+            truth = _as_labels(labels, p.dtype) if p.dtype.kind != "O" else labels.reshape(-1)
             parent_acc = float((p == truth).mean())
             cand_acc = float((c == truth).mean())
             return Quality(
@@ -98,7 +97,7 @@ def compare(
         agreement = float((p == c).mean())
         return Quality("top1_agreement", 1.0, agreement, agreement >= 1 - tolerance)
     if labels is not None:
-        target = np.asarray(labels, dtype=np.float64).reshape(p.shape[0], -1)
+        target = _as_labels(labels, np.dtype(np.float64)).reshape(p.shape[0], -1)
         parent_mae = float(np.abs(p.reshape(target.shape) - target).mean())
         cand_mae = float(np.abs(c.reshape(target.shape) - target).mean())
         return Quality(
@@ -106,6 +105,15 @@ def compare(
         )
     relative = float(np.abs(c - p).mean() / max(float(np.abs(p).mean()), 1e-12))
     return Quality("relative_error", 0.0, relative, relative <= tolerance)
+
+
+def _as_labels(labels: np.ndarray, dtype: np.dtype[Any]) -> np.ndarray:
+    try:
+        return np.asarray(labels).reshape(-1).astype(dtype)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(
+            f"the labels do not fit the model's {dtype} predictions: {exc}"
+        ) from None
 
 
 def _f1(predicted: np.ndarray, truth: np.ndarray) -> float:

@@ -131,6 +131,8 @@ def _optimize(
         )
     files = registry.read_files(parent)
     data = _eval_data(registry, parent, files, eval_path)
+    if len(data) == 0:
+        raise InvalidInputError(f"the evaluation data for {parent.ref} has no rows")
     labels = _labels(labels_path, len(data))
     threading = Threading(intra_op=registry.settings.intra_op_threads)
     parent_predictor = Predictor.from_version(parent, files, threading)
@@ -209,7 +211,9 @@ class _Search:
             if attempt.quality is not None and attempt.quality.passed:
                 return tried
         if recipe.kind == "dynamic-int8":
-            tried.extend(self.exclude_sensitive(recipe))
+            # keep nodes in float starting from the variant that came closest to passing
+            closest = max((r for r in tried if r.quality is not None), key=_closeness)
+            tried.extend(self.exclude_sensitive(closest.recipe))
         return tried
 
     def exclude_sensitive(self, recipe: Recipe) -> list[CandidateResult]:
@@ -262,6 +266,17 @@ class _Search:
         else:
             result.reason = "passed"
         return result
+
+
+def _closeness(result: CandidateResult) -> float:
+    """How near a candidate came to the accuracy gate (higher is nearer)."""
+    quality = result.quality
+    assert quality is not None
+    if "worst_cosine" in quality.details:
+        return min(quality.candidate, quality.details["worst_cosine"])
+    if quality.metric in ("mae", "relative_error"):
+        return -quality.candidate
+    return quality.candidate
 
 
 def _eval_data(
