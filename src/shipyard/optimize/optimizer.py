@@ -362,7 +362,11 @@ def _register(
                 input_example=parent.input_example,
                 metrics=dict(parent.metrics),
                 tags={**parent.tags, "optimized": best.recipe.name},
-                conversion={**parent.conversion, "optimization": record},
+                # the parent's parity was its conversion's; this graph's check is `quality`
+                conversion={
+                    **{k: v for k, v in parent.conversion.items() if k != "parity"},
+                    "optimization": record,
+                },
                 run_id=parent.run_id,
                 parent_version=parent.version,
             ),
