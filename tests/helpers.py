@@ -19,7 +19,8 @@ def tiny_expected(x: np.ndarray) -> np.ndarray:
     return np.asarray(x, dtype=np.float32) @ TINY_W + TINY_B
 
 
-def tiny_onnx_bytes() -> bytes:
+def tiny_onnx_bytes(weights: np.ndarray = TINY_W, bias: np.ndarray = TINY_B) -> bytes:
+    """y = x @ weights + bias, input "x" FP32 [-1, 3], output "y" FP32 [-1, 2]."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -32,8 +33,8 @@ def tiny_onnx_bytes() -> bytes:
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 2])],
         initializer=[
-            numpy_helper.from_array(TINY_W, name="W"),
-            numpy_helper.from_array(TINY_B, name="b"),
+            numpy_helper.from_array(weights, name="W"),
+            numpy_helper.from_array(bias, name="b"),
         ],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])

@@ -33,28 +33,10 @@ SHIPYARD = str(Path(sys.executable).with_name("shipyard"))
 
 def tiny_variant_bytes(scale: float) -> bytes:
     """The tiny model (x FP32 [-1, 3] -> y FP32 [-1, 2]) with weights W * scale, bias b."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from helpers import tiny_onnx_bytes
 
     weights, bias = tiny_weights(scale)
-    graph = helper.make_graph(
-        [
-            helper.make_node("MatMul", ["x", "W"], ["xw"]),
-            helper.make_node("Add", ["xw", "b"], ["y"]),
-        ],
-        "tiny",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 2])],
-        initializer=[
-            numpy_helper.from_array(weights, name="W"),
-            numpy_helper.from_array(bias, name="b"),
-        ],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    data: bytes = model.SerializeToString()
-    return data
+    return tiny_onnx_bytes(weights, bias)
 
 
 def tiny_weights(scale: float) -> tuple[np.ndarray, np.ndarray]:
