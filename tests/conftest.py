@@ -194,3 +194,21 @@ def minilm_reference(minilm_registry: Registry, minilm_version: Any) -> Any:
     import shipyard
 
     return shipyard.load(minilm_version.ref, registry=minilm_registry)
+
+
+@pytest.fixture(scope="module")
+def http(tensor_server: Any) -> Iterator[Any]:
+    """A plain HTTP client on the shared tensor server."""
+    from server_helpers import client
+
+    with client(tensor_server) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def text_http(minilm_server: Any) -> Iterator[Any]:
+    """A plain HTTP client on the shared MiniLM server."""
+    from server_helpers import client
+
+    with client(minilm_server) as c:
+        yield c

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -74,3 +75,45 @@ MINILM_REFERENCE = [
     "SELECT name FROM users WHERE id = 42;",
     "Revenue grew 12% to $4.2 billion in Q3.",
 ]
+
+
+def release_together(tmp_path: Path, script: str, args: list[str], workers: int) -> list[Any]:
+    """Run ``script`` in ``workers`` real processes released at the same moment.
+
+    Each process gets ``args`` plus two paths: a "go" file to wait for and its own "ready"
+    file to create first. Returns each process's stdout parsed as JSON.
+    """
+    import json
+    import subprocess
+    import sys
+    import time
+
+    source = tmp_path / "worker.py"
+    source.write_text(script)
+    go = tmp_path / "go"
+    ready = [tmp_path / f"ready-{i}" for i in range(workers)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(source), *args, str(go), str(r)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for r in ready
+    ]
+    try:
+        deadline = time.monotonic() + 120
+        while not all(r.exists() for r in ready):
+            assert time.monotonic() < deadline, "the workers did not start"
+            assert all(p.poll() is None for p in procs), [p.communicate() for p in procs]
+            time.sleep(0.01)
+        go.touch()  # release them all at once
+        results = [p.communicate(timeout=120) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for p, (_, err) in zip(procs, results, strict=True):
+        assert p.returncode == 0, err
+    return [json.loads(out) for out, _ in results]

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect
 
+from helpers import release_together
 from shipyard import Registry, Settings
 from shipyard.registry.database import BUSY_TIMEOUT_MS, head_revision
 
@@ -113,33 +110,8 @@ MIGRATE_SCRIPT = textwrap.dedent(
 
 def test_two_processes_migrate_a_new_home_once(tmp_path: Path) -> None:
     """Both processes open a brand-new home at once: one migrates, the other waits and uses it."""
-    home, go = tmp_path / "home", tmp_path / "go"
-    script = tmp_path / "migrate.py"
-    script.write_text(MIGRATE_SCRIPT)
-    ready = [tmp_path / f"ready-{i}" for i in range(2)]
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(script), str(home), str(go), str(r)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for r in ready
-    ]
-    try:
-        deadline = time.monotonic() + 120
-        while not all(r.exists() for r in ready) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        go.touch()
-        results = [p.communicate(timeout=120) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    for p, (_, err) in zip(procs, results, strict=True):
-        assert p.returncode == 0, err
-    reports = [json.loads(out) for out, _ in results]
+    home = tmp_path / "home"
+    reports = release_together(tmp_path, MIGRATE_SCRIPT, [str(home)], workers=2)
     created = sorted(t for r in reports for t in r["creates"])
     assert created == sorted(TABLES)  # every table created exactly once, by one of the two
     assert [r["models"] for r in reports] == [0, 0]

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import textwrap
-import time
 from pathlib import Path
+from typing import Any
 
 import shipyard
+from helpers import release_together
 from shipyard import Registry, Settings
 
 WORKER = textwrap.dedent(
@@ -31,36 +29,8 @@ WORKER = textwrap.dedent(
 )
 
 
-def _run_together(tmp_path: Path, home: Path, model: Path, workers: int) -> list[dict[str, object]]:
-    script = tmp_path / "worker.py"
-    script.write_text(WORKER)
-    go = tmp_path / "go"
-    ready = [tmp_path / f"ready-{i}" for i in range(workers)]
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(script), str(home), str(model), str(go), str(r)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for r in ready
-    ]
-    try:
-        deadline = time.monotonic() + 120
-        while not all(r.exists() for r in ready):
-            assert time.monotonic() < deadline, "the workers did not start"
-            assert all(p.poll() is None for p in procs), [p.communicate() for p in procs]
-            time.sleep(0.01)
-        go.touch()  # release both at once
-        results = [p.communicate(timeout=120) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    for p, (_, err) in zip(procs, results, strict=True):
-        assert p.returncode == 0, err
-    return [json.loads(out) for out, _ in results]
+def _run_together(tmp_path: Path, home: Path, model: Path, workers: int) -> list[Any]:
+    return release_together(tmp_path, WORKER, [str(home), str(model)], workers)
 
 
 def test_two_processes_register_the_same_name(tmp_path: Path, tiny_onnx_path: Path) -> None:

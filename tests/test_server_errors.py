@@ -11,7 +11,7 @@ import numpy as np
 import orjson
 import pytest
 
-from server_helpers import binary_body, bytes_elements, client, v2_tiny
+from server_helpers import binary_body, bytes_elements, v2_tiny
 from shipyard.server import Server
 
 TINY = "/v2/models/tiny/infer"
@@ -28,18 +28,6 @@ def _without_data() -> dict[str, Any]:
     body = _x()
     del body["inputs"][0]["data"]
     return body
-
-
-@pytest.fixture(scope="module")
-def http(tensor_server: Server) -> Iterator[Any]:
-    with client(tensor_server) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def text_http(minilm_server: Server) -> Iterator[Any]:
-    with client(minilm_server) as c:
-        yield c
 
 
 # JSON requests: (body, message) -> 400 ---------------------------------------------------------

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
-from server_helpers import client, scrape, v2_tiny
-from shipyard.server import Server
+from server_helpers import scrape, v2_tiny
 
 FAMILIES = {
     "shipyard_requests": "counter",
@@ -21,12 +17,6 @@ FAMILIES = {
     "shipyard_rejected_requests": "counter",
     "shipyard_model_info": "gauge",
 }
-
-
-@pytest.fixture(scope="module")
-def http(tensor_server: Server) -> Iterator[Any]:
-    with client(tensor_server) as c:
-        yield c
 
 
 def test_every_family_is_exported_with_its_type(http: Any) -> None:

@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
 
 from helpers import MINILM_REFERENCE
-from server_helpers import client
-from shipyard.server import Server
-
-
-@pytest.fixture(scope="module")
-def http(tensor_server: Server) -> Iterator[Any]:
-    with client(tensor_server) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def text_http(minilm_server: Server) -> Iterator[Any]:
-    with client(minilm_server) as c:
-        yield c
 
 
 def test_classifier_predictions(

@@ -197,6 +197,9 @@ class ShipyardApp:
         for key, value in scope["headers"]:
             if key == b"x-request-id":
                 return bytes(value[:128])
+        return self._new_id()
+
+    def _new_id(self) -> bytes:
         return f"{self._id_prefix}-{next(self._ids):x}".encode()
 
     async def _v2_model(
@@ -276,7 +279,7 @@ class ShipyardApp:
         request_id = b""
         try:
             headers = read_headers(scope)
-            request_id = headers.request_id or f"{self._id_prefix}-{next(self._ids):x}".encode()
+            request_id = headers.request_id or self._new_id()
             self._authorize(headers.authorization, self.settings.inference_token)
             body = await read_body(receive, headers.content_length, self.settings.max_body_bytes)
             if protocol == "openai":
