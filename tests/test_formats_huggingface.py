@@ -95,6 +95,36 @@ def test_batching_does_not_change_results(minilm_predictor: Any) -> None:
     np.testing.assert_allclose(together, alone, atol=1e-5)
 
 
+def test_mixed_lengths_keep_their_order(minilm_predictor: Any) -> None:
+    # a long row among short ones: rows run in length groups and come back in input order
+    mixed = [SENTENCES[0], " ".join(SENTENCES * 12), "ok", SENTENCES[1], "ok"]
+    together = minilm_predictor.predict(mixed)["embedding"]
+    alone = np.vstack([minilm_predictor.predict(s)["embedding"] for s in mixed])
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+    outputs, _ = minilm_predictor.run_batch(mixed)
+    np.testing.assert_allclose(outputs["embedding"], alone, atol=1e-5)
+    counts = [len(minilm_predictor.graph_feeds(s)["input_ids"][0]) for s in mixed]
+    assert outputs["__token_count"].tolist() == counts
+    assert counts[1] == 256  # truncated at the model's limit
+
+
+@pytest.mark.parametrize(
+    ("lengths", "groups"),
+    [
+        ([], []),
+        ([7], [[0]]),
+        ([10, 10, 10], [[0, 1, 2]]),
+        ([3, 256, 11, 9, 33], [[0, 3, 2], [4], [1]]),
+        ([40, 20, 30], [[1, 2], [0]]),
+    ],
+)
+def test_length_groups(lengths: list[int], groups: list[list[int]]) -> None:
+    from shipyard.runtime.text import length_groups
+
+    got = length_groups(np.array(lengths, dtype=np.int64))
+    assert [g.tolist() for g in got] == groups
+
+
 def test_input_forms(minilm_predictor: Any) -> None:
     one = minilm_predictor.predict("hello world")["embedding"]
     assert one.shape == (1, 384)

@@ -106,7 +106,10 @@ def convert_huggingface(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model = AutoModel.from_pretrained(
-                str(folder), local_files_only=True, use_safetensors=True
+                str(folder),
+                local_files_only=True,
+                use_safetensors=True,
+                attn_implementation="eager",
             )
     except Exception as exc:
         raise ConversionError(

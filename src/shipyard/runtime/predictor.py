@@ -91,16 +91,7 @@ class Predictor:
         start = clock()
         if self._embedder is not None:
             assert isinstance(batch, list)
-            spec = self._embedder.spec
-            feeds, mask = self._embedder.encode(batch)
-            encoded = clock()
-            (hidden,) = self.session.run([spec.graph_output], feeds)
-            ran = clock()
-            outputs = {
-                spec.output_name: self._embedder.pool(hidden, mask),
-                TOKEN_COUNT: mask.sum(1),
-            }
-            return outputs, StageTimes(encoded - start, ran - encoded, clock() - ran)
+            return self._embed(batch)
         assert isinstance(batch, Mapping)
         results = self.session.run(self._output_names, batch)
         ran = clock()
@@ -123,9 +114,27 @@ class Predictor:
         if not texts:
             width = max(spec.dimension, 0)
             return {spec.output_name: np.zeros((0, width), dtype=np.float32)}
-        feeds, mask = self._embedder.encode(texts)
-        (hidden,) = self.session.run([spec.graph_output], feeds)
-        return {spec.output_name: self._embedder.pool(hidden, mask)}
+        outputs, _ = self._embed(texts)
+        return {spec.output_name: outputs[spec.output_name]}
+
+    def _embed(self, texts: list[str]) -> tuple[dict[str, np.ndarray], StageTimes]:
+        """Embeddings and token counts, each group of similar-length rows run on its own."""
+        assert self._embedder is not None
+        spec = self._embedder.spec
+        clock = time.perf_counter
+        start = clock()
+        groups = self._embedder.encode_groups(texts)
+        encoded = clock()
+        hidden_states = [self.session.run([spec.graph_output], feeds)[0] for _, feeds, _ in groups]
+        ran = clock()
+        width = hidden_states[0].shape[-1] if hidden_states else max(spec.dimension, 0)
+        embeddings = np.empty((len(texts), width), dtype=np.float32)
+        token_counts = np.empty(len(texts), dtype=np.int64)
+        for (rows, _, mask), hidden in zip(groups, hidden_states, strict=True):
+            embeddings[rows] = self._embedder.pool(hidden, mask)
+            token_counts[rows] = mask.sum(axis=1)
+        outputs = {spec.output_name: embeddings, TOKEN_COUNT: token_counts}
+        return outputs, StageTimes(encoded - start, ran - encoded, clock() - ran)
 
     @staticmethod
     def _texts(inputs: Inputs, input_name: str) -> list[str]:

@@ -17,6 +17,11 @@ TOKENIZER_FILE = "tokenizer.json"
 TEXT_INPUT = "text"
 EMBEDDING_OUTPUT = "embedding"
 ENCODER_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+# A batch is split where a row is longer than GROUP_STRETCH x the group's shortest row plus
+# GROUP_SLACK tokens: padding then stays under about a third of a group's tokens, while a run
+# costs only as much as a few tokens, so short rows never pay for a long one.
+GROUP_STRETCH = 1.3
+GROUP_SLACK = 8
 
 
 def text_signature(dimension: int) -> Signature:
@@ -112,6 +117,20 @@ class TextEmbedder:
                 feeds[name] = np.array([e.type_ids for e in encodings], dtype=np.int64)
         return feeds, mask
 
+    def encode_groups(
+        self, texts: list[str]
+    ) -> list[tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]]:
+        """``encode`` split into groups of rows of similar length, each padded only to its own
+        longest row: (row indices, feeds, mask) per group."""
+        feeds, mask = self.encode(texts)
+        lengths = mask.sum(axis=1)
+        groups = []
+        for rows in length_groups(lengths):
+            width = int(lengths[rows].max())
+            group_feeds = {name: array[rows, :width] for name, array in feeds.items()}
+            groups.append((rows, group_feeds, mask[rows, :width]))
+        return groups
+
     def pool(self, hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
         if self.spec.pooling == "cls":
             pooled = hidden[:, 0, :]
@@ -122,3 +141,19 @@ class TextEmbedder:
             norms = np.linalg.norm(pooled, axis=1, keepdims=True)
             pooled = pooled / np.clip(norms, 1e-12, None)
         return pooled.astype(np.float32, copy=False)
+
+
+def length_groups(lengths: np.ndarray) -> list[np.ndarray]:
+    """Row indices grouped by similar length (shortest first); one group if lengths are alike."""
+    if len(lengths) == 0:
+        return []
+    order = np.argsort(lengths, kind="stable")
+    sorted_lengths = lengths[order]
+    groups: list[np.ndarray] = []
+    start = 0
+    for i in range(1, len(order)):
+        if sorted_lengths[i] > GROUP_STRETCH * sorted_lengths[start] + GROUP_SLACK:
+            groups.append(order[start:i])
+            start = i
+    groups.append(order[start:])
+    return groups
