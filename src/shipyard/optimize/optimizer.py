@@ -3,10 +3,11 @@
 Every candidate is measured on this machine against its parent, with the same thread
 budget: accuracy on the evaluation data (the version's reference data by default) and speed
 at batch 1 and at a typical batch. A quantized candidate that fails the accuracy gate gets
-fallbacks (per-channel toggled, reduce_range toggled, then the most sensitive MatMuls kept in
-float, one more at a time). The fastest candidate that passes both gates becomes the next
-version of the model, its lineage naming the parent and the recipe; if none passes, nothing
-is registered and the report says why for each.
+fallbacks: per-channel toggled, reduce_range toggled, the activations smoothed into the
+weights, then the most sensitive MatMuls kept in float, one more at a time. The fastest
+candidate that passes both gates becomes the next version of the model, its lineage naming
+the parent and the recipe; if none passes, nothing is registered and the report says why
+for each.
 """
 
 from __future__ import annotations
@@ -213,6 +214,12 @@ class _Search:
             tried.append(attempt)
             if attempt.quality is not None and attempt.quality.passed:
                 return tried
+        closest = max((r for r in tried if r.quality is not None), key=_closeness)
+        for variant in recipes.smoothed(closest.recipe):
+            attempt = self.measure(variant)
+            tried.append(attempt)
+            if attempt.quality is not None and attempt.quality.passed:
+                return tried
         if recipe.kind == "dynamic-int8":
             # keep nodes in float starting from the variant that came closest to passing
             closest = max((r for r in tried if r.quality is not None), key=_closeness)
@@ -221,7 +228,7 @@ class _Search:
 
     def exclude_sensitive(self, recipe: Recipe) -> list[CandidateResult]:
         ranking = sensitivity.rank_matmuls(
-            self.files[MODEL_FILE],
+            transform.prepared(recipe, self.files[MODEL_FILE], self.feeds),
             {name: a[:SENSITIVITY_ROWS] for name, a in self.feeds.items()},
             per_channel=recipe.per_channel,
             reduce_range=recipe.reduce_range,

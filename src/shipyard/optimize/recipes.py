@@ -14,6 +14,7 @@ class Recipe:
     per_channel: bool = False
     reduce_range: bool = False
     transformer_fusion: bool = False
+    smoothing: float = 0.0  # activation smoothing strength before quantizing; 0: none
     excluded_nodes: tuple[str, ...] = field(default=())
 
     @property
@@ -25,6 +26,8 @@ class Recipe:
             parts.append("per-channel" if self.per_channel else "per-tensor")
             if self.reduce_range:
                 parts.append("reduce-range")
+            if self.smoothing:
+                parts.append(f"smoothed {self.smoothing:g}")
         if self.excluded_nodes:
             parts.append(f"{len(self.excluded_nodes)} nodes in float")
         return " ".join(parts)
@@ -43,6 +46,7 @@ class Recipe:
             "per_channel": self.per_channel,
             "reduce_range": self.reduce_range,
             "transformer_fusion": self.transformer_fusion,
+            "smoothing": self.smoothing,
             "excluded_nodes": list(self.excluded_nodes),
         }
 
@@ -63,11 +67,24 @@ def candidates(op_types: set[str], text_model: bool, vnni: bool) -> list[Recipe]
     return recipes
 
 
+# Smoothing strengths tried, mildest first: 0.5 is the usual balance; 0.75 moves more of the
+# activations' outliers into the weights, which per-channel weights absorb well.
+SMOOTHING_STRENGTHS = (0.5, 0.75)
+
+
 def fallbacks(recipe: Recipe) -> list[Recipe]:
-    """What to try when a quantized recipe fails the accuracy gate, before node exclusion."""
+    """What to try when a quantized recipe fails the accuracy gate, before smoothing."""
     if not recipe.quantized:
         return []
     return [
         recipe.with_changes(per_channel=not recipe.per_channel),
         recipe.with_changes(reduce_range=not recipe.reduce_range),
     ]
+
+
+def smoothed(recipe: Recipe) -> list[Recipe]:
+    """The recipe with its activations smoothed, at each strength (dynamic int8 only: static
+    quantization calibrates each activation's range already)."""
+    if recipe.kind != "dynamic-int8" or recipe.smoothing:
+        return []
+    return [recipe.with_changes(smoothing=strength) for strength in SMOOTHING_STRENGTHS]

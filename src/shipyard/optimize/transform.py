@@ -12,6 +12,7 @@ import numpy as np
 
 from shipyard.errors import ConversionError
 from shipyard.optimize.recipes import Recipe
+from shipyard.optimize.smoothing import smooth_matmuls
 
 CALIBRATION_BATCH = 16
 CALIBRATION_ROWS = 256
@@ -24,10 +25,10 @@ def apply(
     logging.getLogger("root").setLevel(logging.ERROR)  # the quantizer's advice goes to root
     with tempfile.TemporaryDirectory(prefix="shipyard-optimize-") as tmp:
         source = Path(tmp) / "parent.onnx"
-        source.write_bytes(model)
         target = Path(tmp) / "candidate.onnx"
         facts: dict[str, Any] = {}
         try:
+            source.write_bytes(prepared(recipe, model, calibration))
             if recipe.kind == "graph":
                 facts = _optimize_graph(source, target, recipe.transformer_fusion)
             elif recipe.kind == "dynamic-int8":
@@ -43,6 +44,15 @@ def apply(
         except Exception as exc:
             raise ConversionError(f"{recipe.name} failed: {str(exc).splitlines()[0]}") from None
         return target.read_bytes(), facts
+
+
+def prepared(recipe: Recipe, model: bytes, calibration: dict[str, np.ndarray] | None) -> bytes:
+    """The float graph the recipe quantizes: the parent's, smoothed if the recipe says so."""
+    if not recipe.smoothing:
+        return model
+    if calibration is None:
+        raise ConversionError("activation smoothing needs calibration data")
+    return smooth_matmuls(model, calibration, recipe.smoothing)
 
 
 def _optimize_graph(source: Path, target: Path, transformer_fusion: bool) -> dict[str, Any]:
