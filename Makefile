@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 EXTRAS := sklearn,torch,hf,dev
 
-.PHONY: venv demo test lint typecheck unit bench clean
+.PHONY: venv demo test lint typecheck unit prometheus bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -29,7 +29,11 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-unit: venv
+# promtool and prometheus for tests/test_deploy.py (Debian package, when run as root).
+prometheus:
+	bash scripts/install-prometheus.sh
+
+unit: venv prometheus
 	$(BIN)/pytest
 
 test: lint typecheck unit

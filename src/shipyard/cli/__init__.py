@@ -1,10 +1,11 @@
 """The command line: thin commands over the Python API (``shipyard --help``)."""
 
-from shipyard.cli import db, models, optimize, serve
+from shipyard.cli import db, deploy, models, optimize, serve
 from shipyard.cli.app import app
 
 app.add_typer(models.app, name="models")
 app.add_typer(db.app, name="db")
+app.add_typer(deploy.app, name="deploy")
 app.command("serve")(serve.serve)
 app.command("optimize")(optimize.optimize)
 
