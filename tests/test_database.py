@@ -115,3 +115,17 @@ def test_two_processes_migrate_a_new_home_once(tmp_path: Path) -> None:
     created = sorted(t for r in reports for t in r["creates"])
     assert created == sorted(TABLES)  # every table created exactly once, by one of the two
     assert [r["models"] for r in reports] == [0, 0]
+
+
+def test_migrations_match_the_tables(registry: Registry) -> None:
+    """Alembic's head creates exactly what the ORM declares (no drift between the two)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from shipyard.registry.schema import Base
+
+    with registry.database.engine.connect() as conn:
+        differences = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert differences == []
+    tables = set(inspect(registry.database.engine).get_table_names())
+    assert {"monitor_profiles", "monitor_windows", "monitor_evaluations", "predictions"} <= tables

@@ -35,10 +35,22 @@ __all__ = [
 
 
 def register(source: Any, name: str, **options: Any) -> ModelVersion:
-    """Register a model as the next version of ``name``; see ``shipyard.formats.register``."""
-    from shipyard.formats.registration import register as _register
+    """Register a model as the next version of ``name``; see ``shipyard.formats.register``.
 
-    return _register(source, name, **options)
+    The version's reference profile (what monitoring compares traffic with) is built here
+    too, when it has reference data."""
+    from shipyard.formats.registration import register as _register
+    from shipyard.monitor.references import profile_registered
+
+    version = _register(source, name, **options)
+    if version.conversion.get("reference_data"):
+        registry = options.get("registry")
+        if registry is not None:
+            profile_registered(registry, version)
+        else:
+            with Registry(options.get("settings")) as owned:
+                profile_registered(owned, version)
+    return version
 
 
 def load(ref: str | ModelRef, **options: Any) -> Predictor:

@@ -31,6 +31,62 @@ class BatchingSettings(BaseModel):
     )
 
 
+class ModelMonitorSettings(BaseModel):
+    """How one model is watched: what is kept of its traffic, and when it counts as drifted."""
+
+    model_config = {"frozen": True, "extra": "forbid"}
+
+    log_inputs: bool = Field(
+        default=False, description="Keep raw inputs in the prediction log (payload logging)."
+    )
+    log_outputs: bool = Field(
+        default=True, description="Keep outputs in the prediction log, for the feedback join."
+    )
+    redact: tuple[str, ...] = Field(
+        default=(),
+        description="Input tensors, feature columns or output names never written as they are.",
+    )
+    redaction: str = Field(
+        default="drop",
+        pattern="^(drop|hash)$",
+        description="drop: leave redacted fields out; hash: a salted SHA-256 in their place.",
+    )
+    salt: str = Field(default="", description="Salt of the redaction hash.")
+    sample_rate: float | None = Field(
+        default=None, ge=0, le=1, description="Share of requests sketched (default: global)."
+    )
+    thresholds: dict[str, float | int | str] = Field(
+        default_factory=dict, description="Drift thresholds, e.g. {'wasserstein': 0.2}."
+    )
+
+
+class MonitorSettings(BaseModel):
+    """The live monitor of a server: windows, flushes, the prediction log's retention."""
+
+    model_config = {"frozen": True, "extra": "forbid"}
+
+    enabled: bool = Field(default=True, description="Watch served traffic at all.")
+    flush_seconds: float = Field(
+        default=10.0, gt=0, description="How often windows are written and drift re-evaluated."
+    )
+    window_seconds: float = Field(
+        default=3600.0, gt=0, description="The recent traffic each evaluation compares."
+    )
+    sample_rate: float = Field(default=1.0, ge=0, le=1, description="Share of requests sketched.")
+    queue_requests: int = Field(
+        default=10_000, ge=1, description="Requests waiting to be sketched; beyond, dropped."
+    )
+    retention_days: float = Field(
+        default=30.0, gt=0, description="Logged predictions older than this are deleted."
+    )
+    retention_rows: int = Field(
+        default=1_000_000, ge=1, description="At most this many logged predictions are kept."
+    )
+    replica: str | None = Field(
+        default=None, description="This server's name in the windows (default: host and PID)."
+    )
+
+
 class Settings(BaseSettings):
     """Everything configurable, in one object that is passed down, never re-read."""
 
@@ -76,6 +132,22 @@ class Settings(BaseSettings):
     )
     shutdown_timeout_s: float = Field(default=30.0, gt=0)
     access_log: bool = Field(default=True, description="One JSON line per request on stderr.")
+
+    # Monitoring --------------------------------------------------------------------------
+    monitor: MonitorSettings = Field(default_factory=MonitorSettings)
+    monitor_flush_seconds: float | None = Field(
+        default=None, gt=0, description="Shorthand for monitor.flush_seconds."
+    )
+    model_monitoring: dict[str, ModelMonitorSettings] = Field(
+        default_factory=dict, description='Per-model monitoring, e.g. {"fraud": {...}} (JSON).'
+    )
+
+    def monitoring_for(self, model: str) -> ModelMonitorSettings:
+        return self.model_monitoring.get(model) or ModelMonitorSettings()
+
+    @property
+    def flush_seconds(self) -> float:
+        return self.monitor_flush_seconds or self.monitor.flush_seconds
 
     def batching_for(self, model: str) -> BatchingSettings:
         """The global batching settings with this model's overrides on top."""

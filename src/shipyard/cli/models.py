@@ -12,6 +12,7 @@ from shipyard.cli.output import console, human_size, print_json, progress_bars
 from shipyard.errors import InvalidInputError
 from shipyard.formats import DEFAULT_TOLERANCE, FLAVORS, TextOptions
 from shipyard.formats import register as register_model
+from shipyard.monitor.references import profile_registered
 from shipyard.registry import Model, ModelRef, ModelVersion, Registry
 
 app = typer.Typer(help="Register and manage model versions.", no_args_is_help=True)
@@ -99,6 +100,7 @@ def register(
             registry=registry,
             progress=progress,
         )
+        profile_registered(registry, version)
     if json_output:
         print_json(version)
         return

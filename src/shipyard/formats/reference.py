@@ -207,3 +207,14 @@ def write_reference(values: np.ndarray | list[str], staging: Path) -> tuple[str,
     path = staging / NUMERIC_FILE
     np.save(path, values, allow_pickle=False)
     return NUMERIC_FILE, path
+
+
+def stored_reference(files: dict[str, bytes]) -> np.ndarray | list[str] | None:
+    """A version's stored reference data (as ``write_reference`` wrote it), or None."""
+    if NUMERIC_FILE in files:
+        import io
+
+        return np.load(io.BytesIO(files[NUMERIC_FILE]), allow_pickle=False)  # type: ignore[no-any-return]
+    if TEXT_FILE in files:
+        return [line for line in files[TEXT_FILE].decode("utf-8").splitlines() if line]
+    return None

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from shipyard.errors import InvalidInputError, ShipyardError
-from shipyard.formats.reference import read_reference, validate_reference
+from shipyard.formats.reference import read_reference, stored_reference, validate_reference
 from shipyard.optimize import cpu, gates, recipes, sensitivity, transform
 from shipyard.optimize.recipes import Recipe
 from shipyard.registry import (
@@ -297,12 +297,9 @@ def _eval_data(
         return validate_reference(
             read_reference(Path(path)), version.signature, version.kind, feature_names
         )
-    if "reference.npy" in files:
-        import io
-
-        return np.load(io.BytesIO(files["reference.npy"]), allow_pickle=False)
-    if "reference.txt" in files:
-        return [line for line in files["reference.txt"].decode().splitlines() if line]
+    stored = stored_reference(files)
+    if stored is not None:
+        return stored
     raise InvalidInputError(
         f"{version.ref} has no reference data to evaluate candidates on; pass --eval-data "
         "(rows of the model's input, or a .txt of texts for a text model)"

@@ -117,3 +117,59 @@ class EventRow(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     actor: Mapped[str | None] = mapped_column(String(128))
     details: Mapped[dict[str, Any]]
+
+
+class ProfileRow(Base):
+    """A version's reference profile (monitor sketches of its reference data), as JSON."""
+
+    __tablename__ = "monitor_profiles"
+
+    version_id: Mapped[int] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True
+    )
+    created_at: Mapped[datetime]
+    profile: Mapped[dict[str, Any]]
+
+
+class WindowRow(Base):
+    """One replica's live sketches of one flush interval; windows merge by addition."""
+
+    __tablename__ = "monitor_windows"
+    __table_args__ = (Index("ix_monitor_windows_version_end", "version_id", "ended_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"))
+    replica: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime]
+    rows: Mapped[int] = mapped_column(Integer)
+    profile: Mapped[dict[str, Any]]
+    stats: Mapped[dict[str, Any]]  # requests, latency and data-quality counts of the interval
+
+
+class EvaluationRow(Base):
+    """A drift and performance evaluation, kept for the report's history."""
+
+    __tablename__ = "monitor_evaluations"
+    __table_args__ = (Index("ix_monitor_evaluations_version_at", "version_id", "evaluated_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"))
+    evaluated_at: Mapped[datetime]
+    result: Mapped[dict[str, Any]]
+
+
+class PredictionRow(Base):
+    """A served request's outputs (and inputs, where payload logging is on), joined later to
+    its ground-truth label by request id."""
+
+    __tablename__ = "predictions"
+    __table_args__ = (Index("ix_predictions_version_at", "version_id", "created_at"),)
+
+    request_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime]
+    outputs: Mapped[Any] = mapped_column(JSON)
+    inputs: Mapped[Any | None] = mapped_column(JSON)
+    label: Mapped[Any | None] = mapped_column(JSON)
+    labelled_at: Mapped[datetime | None]

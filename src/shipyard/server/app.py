@@ -28,12 +28,15 @@ from shipyard.errors import (
     ShipyardError,
     UnauthorizedError,
 )
+from shipyard.monitor.live import LiveMonitor
+from shipyard.monitor.metrics import MonitorCollector
 from shipyard.registry import ModelKind, Registry
 from shipyard.runtime.predictor import TOKEN_COUNT
 from shipyard.runtime.runner import ModelRunner, RunnerState
 from shipyard.server import openai, v1, v2
 from shipyard.server.accesslog import AccessLog
 from shipyard.server.deployments import DeploymentManager
+from shipyard.server.feedback import record_feedback
 from shipyard.server.http import (
     JSON,
     OCTETS,
@@ -106,7 +109,11 @@ class ShipyardApp:
         self.settings = settings
         self.registry = registry or Registry(settings)
         self.metrics = Metrics(lambda: self.manager.runners())
-        self.manager = DeploymentManager(settings, self.registry, self.metrics, models)
+        self.monitor = LiveMonitor(self.registry, settings)
+        self.metrics.registry.register(MonitorCollector(self.monitor))
+        self.manager = DeploymentManager(
+            settings, self.registry, self.metrics, models, self.monitor
+        )
         self.access_log = AccessLog(settings.access_log)
         self._ids = itertools.count(1)
         self._id_prefix = os.urandom(4).hex()
@@ -133,6 +140,7 @@ class ShipyardApp:
                 except ShipyardError as exc:
                     await send({"type": "lifespan.startup.failed", "message": exc.message})
                     return
+                self.monitor.start()
                 self._loading = asyncio.get_running_loop().create_task(self._load())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
@@ -150,6 +158,7 @@ class ShipyardApp:
         if self._loading is not None and not self._loading.done():
             self._loading.cancel()
         await self.manager.close()
+        await asyncio.to_thread(self.monitor.close)
         self.access_log.flush()
         await asyncio.to_thread(self.registry.close)
 
@@ -220,6 +229,8 @@ class ShipyardApp:
         action = "/".join(tail)
         if action == "infer" and method == "POST":
             await self._infer(scope, receive, send, name, version, "v2")
+        elif action == "feedback" and method == "POST" and version is None:
+            await self._feedback(scope, receive, send, name)
         elif action == "" and method == "GET":
             await self._guarded(scope, send, lambda: self._metadata(name, version))
         elif action == "ready" and method == "GET":
@@ -315,6 +326,13 @@ class ShipyardApp:
                 vectors = outputs[interface.outputs[0].name]
                 body = openai.encode_embeddings(name, vectors, outputs[TOKEN_COUNT], encoding)
             await respond(send, 200, body, content_type, extra)
+            self.monitor.observe(
+                runner.version,
+                payload,
+                outputs,
+                request_id.decode(errors="replace"),
+                time.perf_counter() - started,
+            )
         except ClientDisconnected:
             status = 499  # nobody to answer
             if runner is not None:
@@ -351,6 +369,25 @@ class ShipyardApp:
                     rows,
                     (scope.get("client") or ("", 0))[0],
                 )
+
+    async def _feedback(self, scope: Scope, receive: Receive, send: Send, name: str) -> None:
+        """Ground-truth labels for served request ids; unknown ids are reported, not fatal."""
+        try:
+            headers = read_headers(scope)
+            self._authorize(headers.authorization, self.settings.inference_token)
+            body = await read_body(receive, headers.content_length, self.settings.max_body_bytes)
+            answer = await asyncio.to_thread(
+                record_feedback, self.registry, self.monitor, name, body
+            )
+            await self._plain(scope, send, 200, orjson.dumps(answer))
+        except ShipyardError as exc:
+            await respond(
+                send,
+                exc.http_status,
+                error_body(exc.message),
+                JSON,
+                [(b"x-request-id", self._request_id(scope)), *error_headers(exc)],
+            )
 
     async def _run(
         self,

@@ -25,6 +25,7 @@ from shipyard.errors import (
     ShipyardError,
     VersionNotFoundError,
 )
+from shipyard.monitor.live import LiveMonitor
 from shipyard.registry import ModelKind, ModelRef, ModelVersion, Registry
 from shipyard.runtime.batcher import Pending
 from shipyard.runtime.predictor import MODEL_FILE, Predictor, StageTimes, coerce
@@ -77,8 +78,10 @@ class DeploymentManager:
         registry: Registry,
         metrics: Metrics,
         models: list[str] | None = None,
+        monitor: LiveMonitor | None = None,
     ) -> None:
         self.settings = settings
+        self.monitor = monitor
         self.registry = registry
         self.metrics = metrics
         self.requested = models  # None: every model with a production alias
@@ -176,6 +179,8 @@ class DeploymentManager:
             raise NotReadyError(f"{name}:{version} failed its warm-up: {message}") from exc
         if current_if_none and deployment.current is None:
             deployment.current = runner
+        if self.monitor is not None:
+            await asyncio.to_thread(self.monitor.watch, model_version)
         seconds = time.perf_counter() - started
         self.metrics.model_loaded(name, str(version), seconds)
         log.info("loaded %s:%s in %.2fs", name, version, seconds)

@@ -1,0 +1,1 @@
+"""Monitoring: reference profiles, live windows, drift tests, data quality, feedback."""

@@ -1,0 +1,319 @@
+"""The live monitor of a server: served traffic into windows, off the request path.
+
+``observe`` is all the request path pays: one sampling draw and an append to a bounded
+queue (a full queue drops the observation and counts it). A worker thread takes whole
+queues at a time, joins their arrays and updates each version's window with one numpy pass
+per column. Every ``flush_seconds`` the worker writes each window and the logged
+predictions to the database, enforces retention, and re-evaluates drift over the last
+``window_seconds`` of every replica's windows. Anything failing in the worker is logged
+and the worker carries on: monitoring never fails a request.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from shipyard.monitor.drift import Thresholds
+from shipyard.monitor.evaluation import Evaluation, evaluate_version, quality_counts
+from shipyard.monitor.privacy import Redactor
+from shipyard.monitor.profile import Profile
+from shipyard.monitor.references import reference_profile
+from shipyard.registry import ModelVersion, Registry
+from shipyard.registry.monitoring import MonitorStore, StoredWindow
+from shipyard.settings import Settings
+
+log = logging.getLogger("shipyard.monitor")
+
+Key = tuple[str, int]
+
+
+@dataclass
+class _Observation:
+    key: Key
+    payload: Any  # {input: array} or a list of strings
+    outputs: dict[str, Any]
+    request_id: str
+    seconds: float
+    at: float  # epoch seconds
+
+
+@dataclass
+class Watched:
+    """One served version: its reference, the open window, what waits to be written."""
+
+    version: ModelVersion
+    reference: Profile | None
+    thresholds: Thresholds
+    redactor: Redactor
+    sample_rate: float
+    window: Profile | None
+    opened: datetime
+    requests: int = 0
+    latency_sum: float = 0.0
+    latency_max: float = 0.0
+    predictions: list[tuple[str, datetime, Any, Any]] = field(default_factory=list)
+    last: Evaluation | None = None
+    quality_totals: dict[tuple[str, str], int] = field(default_factory=dict)
+
+
+class LiveMonitor:
+    def __init__(self, registry: Registry, settings: Settings) -> None:
+        self.registry = registry
+        self.settings = settings
+        self.options = settings.monitor
+        self.enabled = self.options.enabled
+        self.flush_seconds = settings.flush_seconds
+        self.store = MonitorStore(registry.database)
+        self.replica = self.options.replica or f"{socket.gethostname()}:{os.getpid()}"
+        self.watched: dict[Key, Watched] = {}
+        self.dropped = 0
+        self.failures = 0
+        self.last_flush = time.time()
+        self._queue: deque[_Observation] = deque()
+        self._lock = threading.Lock()  # watched and flushes: the worker and flush_now callers
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._random = random.Random()
+        self._thread: threading.Thread | None = None
+
+    # Lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.enabled and self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="shipyard-monitor", daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        """Stop the worker after a last flush, so a clean shutdown loses nothing."""
+        if self._thread is not None:
+            self._stop.set()
+            self._wake.set()
+            self._thread.join(timeout=30)
+            self._thread = None
+        elif self.enabled:
+            self.flush_now()
+
+    def watch(self, version: ModelVersion) -> None:
+        """Start watching a loaded version (its reference profile is built if missing)."""
+        if not self.enabled:
+            return
+        try:
+            self._watch(version)
+        except Exception:
+            self.failures += 1
+            log.exception("cannot watch %s; it is served unmonitored", version.ref)
+
+    def _watch(self, version: ModelVersion) -> None:
+        key = (version.name, version.version)
+        try:
+            reference = reference_profile(self.registry, version)
+        except Exception:
+            log.exception(
+                "no reference profile for %s; its traffic is logged unprofiled", version.ref
+            )
+            reference = None
+        model = self.settings.monitoring_for(version.name)
+        try:
+            thresholds = Thresholds.from_dict(dict(model.thresholds))
+        except Exception:
+            log.exception("bad drift thresholds for %s; the defaults apply", version.name)
+            thresholds = Thresholds()
+        inputs = reference.columns_of("input") if reference else []
+        with self._lock:
+            self.watched[key] = Watched(
+                version,
+                reference,
+                thresholds,
+                Redactor(model, inputs),
+                model.sample_rate if model.sample_rate is not None else self.options.sample_rate,
+                reference.like() if reference else None,
+                _now(),
+            )
+
+    # The request path --------------------------------------------------------------------
+
+    def observe(
+        self,
+        version: ModelVersion,
+        payload: Any,
+        outputs: dict[str, Any],
+        request_id: str,
+        seconds: float,
+    ) -> None:
+        """Note one answered request; never raises, never blocks."""
+        if not self.enabled:
+            return
+        try:
+            key = (version.name, version.version)
+            watched = self.watched.get(key)
+            if watched is None:
+                return
+            if watched.sample_rate < 1.0 and self._random.random() >= watched.sample_rate:
+                return
+            if len(self._queue) >= self.options.queue_requests:
+                self.dropped += 1
+                return
+            self._queue.append(
+                _Observation(key, payload, outputs, request_id, seconds, time.time())
+            )
+        except Exception:  # a monitor bug must not reach the request
+            self.failures += 1
+
+    # The worker --------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        next_flush = time.monotonic() + self.flush_seconds
+        while not self._stop.is_set():
+            self._wake.wait(timeout=min(0.05, self.flush_seconds))
+            self._wake.clear()
+            try:
+                self._drain()
+                if time.monotonic() >= next_flush:
+                    next_flush = time.monotonic() + self.flush_seconds
+                    self.flush_now()
+            except Exception:
+                self.failures += 1
+                log.exception("the monitor failed; it carries on")
+        try:
+            self.flush_now()
+        except Exception:
+            log.exception("the monitor's last flush failed")
+
+    def _drain(self) -> None:
+        taken: dict[Key, list[_Observation]] = {}
+        while self._queue:
+            observation = self._queue.popleft()
+            taken.setdefault(observation.key, []).append(observation)
+        with self._lock:
+            for key, observations in taken.items():
+                watched = self.watched.get(key)
+                if watched is not None:
+                    self._absorb(watched, observations)
+
+    def _absorb(self, watched: Watched, observations: list[_Observation]) -> None:
+        watched.requests += len(observations)
+        for o in observations:
+            watched.latency_sum += o.seconds
+            watched.latency_max = max(watched.latency_max, o.seconds)
+        redactor = watched.redactor
+        for o in observations:
+            outputs = redactor.outputs(o.outputs)
+            if outputs is not None:
+                at = datetime.fromtimestamp(o.at, UTC)
+                watched.predictions.append((o.request_id, at, outputs, redactor.inputs(o.payload)))
+        if watched.window is None:
+            return
+        inputs, outputs = _joined(observations, watched.version.signature.inputs[0].name)
+        watched.window.update(inputs, outputs)
+
+    def flush_now(self) -> list[Evaluation]:
+        """Write the open windows and logged predictions, then evaluate every version."""
+        self._drain()
+        now = _now()
+        evaluations = []
+        with self._lock:
+            for watched in self.watched.values():
+                self._write(watched, now)
+            try:
+                self.store.prune_predictions(
+                    timedelta(days=self.options.retention_days), self.options.retention_rows
+                )
+            except Exception:
+                log.exception("retention of the prediction log failed")
+            for watched in self.watched.values():
+                try:
+                    watched.last = evaluate_version(
+                        self.store,
+                        watched.version,
+                        watched.reference,
+                        watched.thresholds,
+                        timedelta(seconds=self.options.window_seconds),
+                        now,
+                    )
+                    self.store.add_evaluation(watched.version, now, watched.last.to_dict())
+                    evaluations.append(watched.last)
+                except Exception:
+                    self.failures += 1
+                    log.exception("evaluating %s failed", watched.version.ref)
+        self.last_flush = time.time()
+        return evaluations
+
+    def _write(self, watched: Watched, now: datetime) -> None:
+        window = watched.window
+        if watched.requests:
+            stats = {
+                "requests": watched.requests,
+                "latency_mean_s": watched.latency_sum / watched.requests,
+                "latency_max_s": watched.latency_max,
+                "seconds": max((now - watched.opened).total_seconds(), 1e-9),
+            }
+            profile = (
+                window.to_dict()
+                if window is not None
+                else {"columns": [], "sketches": {}, "rows": 0}
+            )
+            self.store.add_window(
+                watched.version,
+                StoredWindow(
+                    self.replica, watched.opened, now, window.rows if window else 0, profile, stats
+                ),
+            )
+            if window is not None:
+                for column, counts in quality_counts(window).items():
+                    for kind, count in counts.items():
+                        key = (column, kind)
+                        watched.quality_totals[key] = watched.quality_totals.get(key, 0) + count
+        if watched.predictions:
+            self.store.add_predictions(watched.version, watched.predictions)
+        watched.predictions = []
+        watched.window = watched.reference.like() if watched.reference else None
+        watched.opened = now
+        watched.requests = 0
+        watched.latency_sum = watched.latency_max = 0.0
+
+    def flush_predictions(self) -> None:
+        """Write what is logged so far (feedback for a request just answered can then join)."""
+        self._drain()
+        with self._lock:
+            for watched in self.watched.values():
+                if watched.predictions:
+                    self.store.add_predictions(watched.version, watched.predictions)
+                    watched.predictions = []
+
+
+def _joined(
+    observations: list[_Observation], text_input: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The observations' inputs and outputs as one batch."""
+    first = observations[0]
+    if isinstance(first.payload, list):
+        texts: list[Any] = []
+        for o in observations:
+            texts.extend(o.payload)
+        inputs: dict[str, Any] = {text_input: np.asarray(texts, dtype=object)}
+    else:
+        inputs = {
+            name: np.concatenate([np.asarray(o.payload[name]) for o in observations])
+            for name in first.payload
+        }
+    outputs = {
+        name: np.concatenate([np.asarray(o.outputs[name]) for o in observations])
+        for name in first.outputs
+        if not name.startswith("__")
+    }
+    return inputs, outputs
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

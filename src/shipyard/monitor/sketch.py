@@ -1,0 +1,314 @@
+"""Column sketches: bounded summaries of one column's values, mergeable by addition.
+
+A numeric sketch counts values into bins whose edges are quantiles of the reference (so a
+window's sketch has the same bins as its profile's) and keeps, per bin, the sum of its
+values: the bin means let the Wasserstein distance see a shift even past the outer edges.
+It also keeps moments, the range, and data-quality counts (missing, non-finite, outside
+the reference range). A categorical sketch counts the reference's top categories, the rest
+as ``other``, and values never seen in the reference. Nothing keeps a raw value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+NUMERIC_BINS = 20
+TOP_CATEGORIES = 20
+OTHER = "__other__"
+
+
+@dataclass
+class NumericSketch:
+    """Binned counts over fixed edges, with moments and quality counts."""
+
+    edges: np.ndarray  # interior bin edges, ascending; len(edges) + 1 bins
+    counts: np.ndarray  # values per bin (int64)
+    sums: np.ndarray  # sum of the values per bin (float64)
+    low: float  # the reference's range: values outside it count as out_of_range
+    high: float
+    count: int = 0  # finite values
+    missing: int = 0  # NaN or None
+    nonfinite: int = 0  # +inf or -inf
+    out_of_range: int = 0
+    total: float = 0.0
+    total_sq: float = 0.0
+    minimum: float = float("inf")
+    maximum: float = float("-inf")
+    kind: str = field(default="numeric", init=False)
+
+    @classmethod
+    def fit(cls, values: np.ndarray, bins: int = NUMERIC_BINS) -> NumericSketch:
+        """A sketch whose bins are the quantiles of ``values`` (the reference), filled with it."""
+        array = _as_float(values)
+        finite = array[np.isfinite(array)]
+        if finite.size:
+            quantiles = np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1])
+            edges = np.unique(quantiles)
+            low, high = float(finite.min()), float(finite.max())
+        else:  # an all-missing reference column: one bin, no range
+            edges, low, high = np.empty(0), float("nan"), float("nan")
+        sketch = cls.empty(edges, low, high)
+        sketch.update(array)
+        return sketch
+
+    @classmethod
+    def empty(cls, edges: np.ndarray, low: float, high: float) -> NumericSketch:
+        bins = len(edges) + 1
+        return cls(
+            np.asarray(edges, dtype=np.float64),
+            np.zeros(bins, dtype=np.int64),
+            np.zeros(bins, dtype=np.float64),
+            low,
+            high,
+        )
+
+    def like(self) -> NumericSketch:
+        """An empty sketch with the same bins and reference range (a new window)."""
+        return NumericSketch.empty(self.edges, self.low, self.high)
+
+    def update(self, values: Any) -> None:
+        array = _as_float(values)
+        nan = np.isnan(array)
+        infinite = np.isinf(array)
+        finite = array[~(nan | infinite)]
+        self.missing += int(nan.sum())
+        self.nonfinite += int(infinite.sum())
+        if not finite.size:
+            return
+        index = np.searchsorted(self.edges, finite, side="left")
+        self.counts += np.bincount(index, minlength=len(self.counts)).astype(np.int64)
+        self.sums += np.bincount(index, weights=finite, minlength=len(self.counts))
+        self.count += int(finite.size)
+        self.total += float(finite.sum())
+        self.total_sq += float(np.dot(finite, finite))
+        self.minimum = min(self.minimum, float(finite.min()))
+        self.maximum = max(self.maximum, float(finite.max()))
+        if not np.isnan(self.low):
+            self.out_of_range += int(((finite < self.low) | (finite > self.high)).sum())
+        else:
+            self.out_of_range += int(finite.size)
+
+    def merge(self, other: NumericSketch) -> None:
+        _same_bins(self.edges, other.edges)
+        self.counts += other.counts
+        self.sums += other.sums
+        self.count += other.count
+        self.missing += other.missing
+        self.nonfinite += other.nonfinite
+        self.out_of_range += other.out_of_range
+        self.total += other.total
+        self.total_sq += other.total_sq
+        self.minimum = min(self.minimum, other.minimum)
+        self.maximum = max(self.maximum, other.maximum)
+
+    @property
+    def rows(self) -> int:
+        return self.count + self.missing + self.nonfinite
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.count if self.count else float("nan")
+
+    @property
+    def std(self) -> float:
+        if not self.count:
+            return float("nan")
+        if self.minimum == self.maximum:  # constant: the sums' rounding must not make it vary
+            return 0.0
+        variance = max(self.total_sq / self.count - self.mean**2, 0.0)
+        return float(np.sqrt(variance))
+
+    @property
+    def bin_means(self) -> np.ndarray:
+        """Each bin's mean value; an empty bin's is its midpoint (it carries no weight)."""
+        edges = self.edges
+        if edges.size:
+            left = np.concatenate([[min(self.low, edges[0])], edges])
+            right = np.concatenate([edges, [max(self.high, edges[-1])]])
+            midpoints = (left + right) / 2
+        else:
+            midpoints = np.array([0.0 if np.isnan(self.low) else (self.low + self.high) / 2])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = self.sums / self.counts
+        return np.asarray(np.where(self.counts > 0, means, midpoints), dtype=np.float64)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "edges": self.edges.tolist(),
+            "counts": self.counts.tolist(),
+            "sums": self.sums.tolist(),
+            "low": _json_float(self.low),
+            "high": _json_float(self.high),
+            "count": self.count,
+            "missing": self.missing,
+            "nonfinite": self.nonfinite,
+            "out_of_range": self.out_of_range,
+            "total": self.total,
+            "total_sq": self.total_sq,
+            "minimum": _json_float(self.minimum),
+            "maximum": _json_float(self.maximum),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> NumericSketch:
+        return cls(
+            np.asarray(data["edges"], dtype=np.float64),
+            np.asarray(data["counts"], dtype=np.int64),
+            np.asarray(data["sums"], dtype=np.float64),
+            _from_json_float(data["low"]),
+            _from_json_float(data["high"]),
+            count=int(data["count"]),
+            missing=int(data["missing"]),
+            nonfinite=int(data["nonfinite"]),
+            out_of_range=int(data["out_of_range"]),
+            total=float(data["total"]),
+            total_sq=float(data["total_sq"]),
+            minimum=_from_json_float(data["minimum"], float("inf")),
+            maximum=_from_json_float(data["maximum"], float("-inf")),
+        )
+
+
+@dataclass
+class CategoricalSketch:
+    """Counts of the reference's top categories, ``other`` for the rest, unseen values."""
+
+    categories: tuple[str, ...]  # the reference's top categories, most frequent first
+    counts: np.ndarray  # per category, then one for OTHER (int64)
+    complete: bool  # the reference had no more categories than these: others are unseen
+    missing: int = 0
+    unseen: int = 0
+    kind: str = field(default="categorical", init=False)
+
+    @classmethod
+    def fit(cls, values: Any, top: int = TOP_CATEGORIES) -> CategoricalSketch:
+        keys, _missing = _category_keys(values)
+        ranked: list[tuple[str, int]] = []
+        if keys.size:
+            names, counts = np.unique(keys, return_counts=True)
+            ranked = sorted(
+                zip(names.tolist(), counts.tolist(), strict=True),
+                key=lambda item: (-item[1], item[0]),
+            )
+        categories = tuple(str(name) for name, _ in ranked[:top])
+        sketch = cls.empty(categories, complete=len(ranked) <= top)
+        sketch.update(values)
+        return sketch
+
+    @classmethod
+    def empty(cls, categories: tuple[str, ...], complete: bool) -> CategoricalSketch:
+        return cls(categories, np.zeros(len(categories) + 1, dtype=np.int64), complete)
+
+    def like(self) -> CategoricalSketch:
+        return CategoricalSketch.empty(self.categories, self.complete)
+
+    def update(self, values: Any) -> None:
+        keys, missing = _category_keys(values)
+        self.missing += missing
+        if not keys.size:
+            return
+        names, counts = np.unique(keys, return_counts=True)
+        position = {name: i for i, name in enumerate(self.categories)}
+        for name, count in zip(names.tolist(), counts.tolist(), strict=True):
+            index = position.get(str(name))
+            if index is None:
+                self.counts[-1] += count
+                if self.complete:
+                    self.unseen += count
+            else:
+                self.counts[index] += count
+
+    def merge(self, other: CategoricalSketch) -> None:
+        if other.categories != self.categories:
+            raise ValueError("categorical sketches with different categories cannot merge")
+        self.counts += other.counts
+        self.missing += other.missing
+        self.unseen += other.unseen
+
+    @property
+    def rows(self) -> int:
+        return int(self.counts.sum()) + self.missing
+
+    @property
+    def count(self) -> int:
+        return int(self.counts.sum())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "categories": list(self.categories),
+            "counts": self.counts.tolist(),
+            "complete": self.complete,
+            "missing": self.missing,
+            "unseen": self.unseen,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CategoricalSketch:
+        return cls(
+            tuple(data["categories"]),
+            np.asarray(data["counts"], dtype=np.int64),
+            bool(data["complete"]),
+            missing=int(data["missing"]),
+            unseen=int(data["unseen"]),
+        )
+
+
+Sketch = NumericSketch | CategoricalSketch
+
+
+def sketch_from_dict(data: dict[str, Any]) -> Sketch:
+    if data["kind"] == "numeric":
+        return NumericSketch.from_dict(data)
+    return CategoricalSketch.from_dict(data)
+
+
+def _as_float(values: Any) -> np.ndarray:
+    array = np.asarray(values)
+    if array.dtype == object:
+        array = np.array([np.nan if v is None else v for v in array.ravel()], dtype=np.float64)
+    return np.asarray(array, dtype=np.float64).ravel()
+
+
+def _category_keys(values: Any) -> tuple[np.ndarray, int]:
+    """Values as strings (bytes decoded), and how many were missing (None, NaN, empty)."""
+    array = np.asarray(values).ravel()
+    if array.dtype.kind == "f":
+        missing = np.isnan(array)
+        kept = array[~missing]
+        with np.errstate(invalid="ignore"):  # inf, or past int64: compares unequal below
+            as_int = kept.astype(np.int64)
+        text = np.where(kept == as_int, as_int.astype(str), kept.astype(str))
+        return np.asarray(text, dtype=str), int(missing.sum())
+    if array.dtype.kind in "biu":
+        return array.astype(str), 0
+    keys = []
+    missing = 0
+    for value in array.tolist():
+        if value is None or (isinstance(value, float) and np.isnan(value)) or value in ("", b""):
+            missing += 1
+        elif isinstance(value, float) and value.is_integer():  # 1.0 is the category "1"
+            keys.append(str(int(value)))
+        else:
+            keys.append(
+                value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+            )
+    return np.asarray(keys, dtype=str), missing
+
+
+def _same_bins(a: np.ndarray, b: np.ndarray) -> None:
+    if a.shape != b.shape or not np.array_equal(a, b):
+        raise ValueError("numeric sketches with different bins cannot merge")
+
+
+def _json_float(value: float) -> float | str:
+    return value if np.isfinite(value) else str(value)
+
+
+def _from_json_float(value: Any, default: float = float("nan")) -> float:
+    if value is None:
+        return default
+    return float(value)

@@ -1,0 +1,250 @@
+"""The monitor's tables: reference profiles, live windows, evaluations, the prediction log.
+
+Plain JSON documents keyed by version; what they mean is the monitor's business. Every
+server replica writes its own windows, so a reader merges all replicas' windows of a period.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+
+from shipyard.registry.database import Database
+from shipyard.registry.domain import ModelVersion
+from shipyard.registry.names import ModelRef
+from shipyard.registry.schema import (
+    EvaluationRow,
+    PredictionRow,
+    ProfileRow,
+    VersionRow,
+    WindowRow,
+)
+from shipyard.registry.store import as_utc, model_row, resolve_row, utcnow
+
+
+@dataclass(frozen=True)
+class StoredWindow:
+    replica: str
+    started_at: datetime
+    ended_at: datetime
+    rows: int
+    profile: dict[str, Any]
+    stats: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StoredPrediction:
+    request_id: str
+    version: int
+    created_at: datetime
+    outputs: Any
+    inputs: Any | None
+    label: Any | None
+    labelled_at: datetime | None
+
+
+@dataclass(frozen=True)
+class LabelOutcome:
+    matched: list[str]
+    unknown: list[str]  # request ids with no logged prediction (never served, or pruned)
+
+
+class MonitorStore:
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    # Profiles ---------------------------------------------------------------------------
+
+    def get_profile(self, version: ModelVersion) -> dict[str, Any] | None:
+        with self.database.session() as session:
+            row = session.get(ProfileRow, _version_id(session, version))
+            return dict(row.profile) if row is not None else None
+
+    def put_profile(self, version: ModelVersion, profile: dict[str, Any]) -> None:
+        with self.database.session() as session:
+            version_id = _version_id(session, version)
+            row = session.get(ProfileRow, version_id)
+            if row is None:
+                session.add(ProfileRow(version_id=version_id, created_at=utcnow(), profile=profile))
+            else:
+                row.profile, row.created_at = profile, utcnow()
+
+    # Windows and evaluations ------------------------------------------------------------
+
+    def add_window(self, version: ModelVersion, window: StoredWindow) -> None:
+        with self.database.session() as session:
+            session.add(
+                WindowRow(
+                    version_id=_version_id(session, version),
+                    replica=window.replica,
+                    started_at=window.started_at,
+                    ended_at=window.ended_at,
+                    rows=window.rows,
+                    profile=window.profile,
+                    stats=window.stats,
+                )
+            )
+
+    def windows(self, version: ModelVersion, since: datetime | None = None) -> list[StoredWindow]:
+        """Every replica's windows that ended after ``since``, oldest first."""
+        with self.database.session() as session:
+            query = select(WindowRow).where(WindowRow.version_id == _version_id(session, version))
+            if since is not None:
+                query = query.where(WindowRow.ended_at > since)
+            rows = session.scalars(query.order_by(WindowRow.ended_at, WindowRow.id))
+            return [
+                StoredWindow(
+                    r.replica,
+                    as_utc(r.started_at),
+                    as_utc(r.ended_at),
+                    r.rows,
+                    r.profile,
+                    r.stats,
+                )
+                for r in rows
+            ]
+
+    def add_evaluation(self, version: ModelVersion, at: datetime, result: dict[str, Any]) -> None:
+        with self.database.session() as session:
+            session.add(
+                EvaluationRow(
+                    version_id=_version_id(session, version), evaluated_at=at, result=result
+                )
+            )
+
+    def evaluations(
+        self, version: ModelVersion, since: datetime | None = None
+    ) -> list[tuple[datetime, dict[str, Any]]]:
+        with self.database.session() as session:
+            query = select(EvaluationRow).where(
+                EvaluationRow.version_id == _version_id(session, version)
+            )
+            if since is not None:
+                query = query.where(EvaluationRow.evaluated_at > since)
+            rows = session.scalars(query.order_by(EvaluationRow.evaluated_at, EvaluationRow.id))
+            return [(as_utc(r.evaluated_at), r.result) for r in rows]
+
+    # The prediction log -----------------------------------------------------------------
+
+    def add_predictions(
+        self, version: ModelVersion, predictions: Iterable[tuple[str, datetime, Any, Any]]
+    ) -> None:
+        """(request id, served at, outputs, inputs or None) per request; a repeated request
+        id keeps its first record."""
+        with self.database.session() as session:
+            version_id = _version_id(session, version)
+            batch = list(predictions)
+            if not batch:
+                return
+            known = set(
+                session.scalars(
+                    select(PredictionRow.request_id).where(
+                        PredictionRow.request_id.in_([p[0] for p in batch])
+                    )
+                )
+            )
+            for request_id, at, outputs, inputs in batch:
+                if request_id in known:
+                    continue
+                known.add(request_id)
+                session.add(
+                    PredictionRow(
+                        request_id=request_id,
+                        version_id=version_id,
+                        created_at=at,
+                        outputs=outputs,
+                        inputs=inputs,
+                    )
+                )
+
+    def set_labels(self, name: str, labels: dict[str, Any]) -> LabelOutcome:
+        """Attach ground truth to logged predictions of model ``name`` by request id."""
+        now = utcnow()
+        with self.database.session() as session:
+            rows = session.execute(
+                select(PredictionRow.request_id)
+                .join(VersionRow, VersionRow.id == PredictionRow.version_id)
+                .where(PredictionRow.request_id.in_(list(labels)))
+                .where(VersionRow.model_id == _model_id(session, name))
+            )
+            matched = [row[0] for row in rows]
+            for request_id in matched:
+                session.execute(
+                    update(PredictionRow)
+                    .where(PredictionRow.request_id == request_id)
+                    .values(label=labels[request_id], labelled_at=now)
+                )
+        found = set(matched)
+        return LabelOutcome(
+            [r for r in labels if r in found], [r for r in labels if r not in found]
+        )
+
+    def predictions(
+        self,
+        version: ModelVersion,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        labelled_only: bool = False,
+    ) -> list[StoredPrediction]:
+        with self.database.session() as session:
+            query = select(PredictionRow).where(
+                PredictionRow.version_id == _version_id(session, version)
+            )
+            if since is not None:
+                query = query.where(PredictionRow.created_at >= since)
+            if until is not None:
+                query = query.where(PredictionRow.created_at < until)
+            if labelled_only:
+                query = query.where(PredictionRow.labelled_at.is_not(None))
+            rows = session.scalars(query.order_by(PredictionRow.created_at))
+            return [
+                StoredPrediction(
+                    r.request_id,
+                    version.version,
+                    as_utc(r.created_at),
+                    r.outputs,
+                    r.inputs,
+                    r.label,
+                    as_utc(r.labelled_at) if r.labelled_at else None,
+                )
+                for r in rows
+            ]
+
+    def prune_predictions(self, max_age: timedelta | None, max_rows: int | None) -> int:
+        """Enforce retention: drop logged predictions older than ``max_age``, then the
+        oldest beyond ``max_rows``. Returns how many were dropped."""
+        dropped = 0
+        with self.database.session() as session:
+            if max_age is not None:
+                cutoff = utcnow() - max_age
+                result = session.execute(
+                    delete(PredictionRow).where(PredictionRow.created_at < cutoff)
+                )
+                dropped += int(getattr(result, "rowcount", 0) or 0)
+            if max_rows is not None:
+                total = session.scalar(select(func.count()).select_from(PredictionRow)) or 0
+                excess = total - max_rows
+                if excess > 0:
+                    oldest = (
+                        select(PredictionRow.request_id)
+                        .order_by(PredictionRow.created_at)
+                        .limit(excess)
+                        .scalar_subquery()
+                    )
+                    result = session.execute(
+                        delete(PredictionRow).where(PredictionRow.request_id.in_(oldest))
+                    )
+                    dropped += int(getattr(result, "rowcount", 0) or 0)
+        return dropped
+
+
+def _version_id(session: Any, version: ModelVersion) -> int:
+    return resolve_row(session, ModelRef(version.name, version=version.version)).id
+
+
+def _model_id(session: Any, name: str) -> int:
+    return model_row(session, name).id
