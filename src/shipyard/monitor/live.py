@@ -46,6 +46,7 @@ class _Observation:
     request_id: str
     seconds: float
     at: float  # epoch seconds
+    sketched: bool  # drawn by the sampling rate (every request is logged for the feedback join)
 
 
 @dataclass
@@ -159,13 +160,14 @@ class LiveMonitor:
             watched = self.watched.get(key)
             if watched is None:
                 return
-            if watched.sample_rate < 1.0 and self._random.random() >= watched.sample_rate:
+            sketched = watched.sample_rate >= 1.0 or self._random.random() < watched.sample_rate
+            if not sketched and not watched.redactor.settings.log_outputs:
                 return
             if len(self._queue) >= self.options.queue_requests:
                 self.dropped += 1
                 return
             self._queue.append(
-                _Observation(key, payload, outputs, request_id, seconds, time.time())
+                _Observation(key, payload, outputs, request_id, seconds, time.time(), sketched)
             )
         except Exception:  # a monitor bug must not reach the request
             self.failures += 1
@@ -212,9 +214,10 @@ class LiveMonitor:
             if outputs is not None:
                 at = datetime.fromtimestamp(o.at, UTC)
                 watched.predictions.append((o.request_id, at, outputs, redactor.inputs(o.payload)))
-        if watched.window is None:
+        sampled = [o for o in observations if o.sketched]
+        if watched.window is None or not sampled:
             return
-        inputs, outputs = _joined(observations, watched.version.signature.inputs[0].name)
+        inputs, outputs = _joined(sampled, watched.version.signature.inputs[0].name)
         watched.window.update(inputs, outputs)
 
     def flush_now(self) -> list[Evaluation]:
