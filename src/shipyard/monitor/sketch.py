@@ -71,25 +71,32 @@ class NumericSketch:
 
     def update(self, values: Any) -> None:
         array = _as_float(values)
-        nan = np.isnan(array)
-        infinite = np.isinf(array)
-        finite = array[~(nan | infinite)]
-        self.missing += int(nan.sum())
-        self.nonfinite += int(infinite.sum())
+        finite_mask = np.isfinite(array)
+        finite_count = int(np.count_nonzero(finite_mask))
+        if finite_count == array.size:  # the usual case: no copy, no NaN or inf to count
+            finite = array
+        else:
+            missing = int(np.count_nonzero(np.isnan(array)))
+            self.missing += missing
+            self.nonfinite += array.size - finite_count - missing
+            finite = array[finite_mask]
         if not finite.size:
             return
-        index = np.searchsorted(self.edges, finite, side="left")
+        index = _bin_index(self.edges, finite)
         self.counts += np.bincount(index, minlength=len(self.counts)).astype(np.int64)
         self.sums += np.bincount(index, weights=finite, minlength=len(self.counts))
         self.count += int(finite.size)
         self.total += float(finite.sum())
         self.total_sq += float(np.dot(finite, finite))
-        self.minimum = min(self.minimum, float(finite.min()))
-        self.maximum = max(self.maximum, float(finite.max()))
-        if not np.isnan(self.low):
-            self.out_of_range += int(((finite < self.low) | (finite > self.high)).sum())
-        else:
+        smallest, largest = float(finite.min()), float(finite.max())
+        self.minimum = min(self.minimum, smallest)
+        self.maximum = max(self.maximum, largest)
+        if np.isnan(self.low):
             self.out_of_range += int(finite.size)
+        elif smallest < self.low or largest > self.high:  # else nothing is out of range
+            below = np.count_nonzero(finite < self.low)
+            above = np.count_nonzero(finite > self.high)
+            self.out_of_range += int(below) + int(above)
 
     def merge(self, other: NumericSketch) -> None:
         _same_bins(self.edges, other.edges)
@@ -271,6 +278,23 @@ def _as_float(values: Any) -> np.ndarray:
     if array.dtype == object:
         array = np.array([np.nan if v is None else v for v in array.ravel()], dtype=np.float64)
     return np.asarray(array, dtype=np.float64).ravel()
+
+
+_COMPARE_BELOW = 64  # fewer edges than this: bin by comparisons, not a binary search
+
+
+def _bin_index(edges: np.ndarray, finite: np.ndarray) -> np.ndarray:
+    """Each finite value's bin: how many edges lie below it, as ``np.searchsorted(edges,
+    finite, side="left")`` gives. With a few edges, one vectorised comparison per edge is
+    about ten times faster than numpy's per-value binary search."""
+    if len(edges) >= _COMPARE_BELOW:
+        return np.searchsorted(edges, finite, side="left")
+    index = np.zeros(finite.size, dtype=np.uint8)
+    above = np.empty(finite.size, dtype=np.bool_)
+    for edge in edges.tolist():
+        np.greater(finite, edge, out=above)
+        np.add(index, above.view(np.uint8), out=index)
+    return index
 
 
 def _category_keys(values: Any) -> tuple[np.ndarray, int]:
