@@ -36,6 +36,11 @@ from shipyard.settings import Settings
 log = logging.getLogger("shipyard.monitor")
 
 Key = tuple[str, int]
+# Windows are kept at flush resolution for an hour, then merged into one per replica and
+# hour: a busy server writes 360 windows an hour, and the report needs no finer history.
+COMPACT_AFTER = timedelta(hours=1)
+COMPACT_BUCKET_S = 3600
+HISTORY_SECONDS = 60.0  # evaluations are kept (for the report) at most this often
 
 
 @dataclass
@@ -65,6 +70,7 @@ class Watched:
     latency_max: float = 0.0
     predictions: list[tuple[str, datetime, Any, Any]] = field(default_factory=list)
     last: Evaluation | None = None
+    last_saved: float = 0.0
     quality_totals: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
@@ -228,12 +234,15 @@ class LiveMonitor:
         with self._lock:
             for watched in self.watched.values():
                 self._write(watched, now)
+            retention = timedelta(days=self.options.retention_days)
             try:
-                self.store.prune_predictions(
-                    timedelta(days=self.options.retention_days), self.options.retention_rows
-                )
+                self.store.prune_predictions(retention, self.options.retention_rows)
+                self.store.prune_history(now - retention)
+                for watched in self.watched.values():
+                    self._compact(watched.version, now - COMPACT_AFTER)
             except Exception:
-                log.exception("retention of the prediction log failed")
+                self.failures += 1
+                log.exception("retention of the monitor's history failed")
             for watched in self.watched.values():
                 try:
                     watched.last = evaluate_version(
@@ -244,7 +253,9 @@ class LiveMonitor:
                         timedelta(seconds=self.options.window_seconds),
                         now,
                     )
-                    self.store.add_evaluation(watched.version, now, watched.last.to_dict())
+                    if time.time() - watched.last_saved >= HISTORY_SECONDS:
+                        self.store.add_evaluation(watched.version, now, watched.last.to_dict())
+                        watched.last_saved = time.time()
                     evaluations.append(watched.last)
                 except Exception:
                     self.failures += 1
@@ -285,6 +296,21 @@ class LiveMonitor:
         watched.requests = 0
         watched.latency_sum = watched.latency_max = 0.0
 
+    def _compact(self, version: ModelVersion, before: datetime) -> None:
+        """Merge this replica's windows that ended before ``before`` into one per hour."""
+        old = self.store.windows(version, until=before, replica=self.replica)
+        buckets: dict[int, list[StoredWindow]] = {}
+        for window in old:
+            if (window.ended_at - window.started_at).total_seconds() >= COMPACT_BUCKET_S:
+                continue  # already an hour's merge
+            buckets.setdefault(int(window.started_at.timestamp()) // COMPACT_BUCKET_S, []).append(
+                window
+            )
+        for windows in buckets.values():
+            if len(windows) > 1:
+                merged = merge_windows(windows)
+                self.store.replace_windows(version, [w.id for w in windows if w.id], merged)
+
     def flush_predictions(self) -> None:
         """Write what is logged so far (feedback for a request just answered can then join)."""
         self._drain()
@@ -320,3 +346,32 @@ def _joined(
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def merge_windows(windows: list[StoredWindow]) -> StoredWindow:
+    """One window covering several of one replica's (sketches and traffic figures added)."""
+    profiles = [Profile.from_dict(w.profile) for w in windows if w.profile.get("columns")]
+    profile: dict[str, Any] = {"columns": [], "sketches": {}, "rows": 0}
+    if profiles:
+        merged = profiles[0]
+        for other in profiles[1:]:
+            merged.merge(other)
+        profile = merged.to_dict()
+    requests = sum(int(w.stats.get("requests", 0)) for w in windows)
+    latency_sum = sum(
+        float(w.stats.get("latency_mean_s", 0.0)) * int(w.stats.get("requests", 0)) for w in windows
+    )
+    stats = {
+        "requests": requests,
+        "latency_mean_s": latency_sum / requests if requests else 0.0,
+        "latency_max_s": max(float(w.stats.get("latency_max_s", 0.0)) for w in windows),
+        "seconds": sum(float(w.stats.get("seconds", 0.0)) for w in windows),
+    }
+    return StoredWindow(
+        windows[0].replica,
+        min(w.started_at for w in windows),
+        max(w.ended_at for w in windows),
+        sum(w.rows for w in windows),
+        profile,
+        stats,
+    )

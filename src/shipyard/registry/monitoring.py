@@ -34,6 +34,7 @@ class StoredWindow:
     rows: int
     profile: dict[str, Any]
     stats: dict[str, Any]
+    id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -89,12 +90,23 @@ class MonitorStore:
                 )
             )
 
-    def windows(self, version: ModelVersion, since: datetime | None = None) -> list[StoredWindow]:
-        """Every replica's windows that ended after ``since``, oldest first."""
+    def windows(
+        self,
+        version: ModelVersion,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        replica: str | None = None,
+    ) -> list[StoredWindow]:
+        """Windows that ended after ``since`` (and by ``until``), every replica's unless one is
+        named, oldest first."""
         with self.database.session() as session:
             query = select(WindowRow).where(WindowRow.version_id == _version_id(session, version))
             if since is not None:
                 query = query.where(WindowRow.ended_at > since)
+            if until is not None:
+                query = query.where(WindowRow.ended_at <= until)
+            if replica is not None:
+                query = query.where(WindowRow.replica == replica)
             rows = session.scalars(query.order_by(WindowRow.ended_at, WindowRow.id))
             return [
                 StoredWindow(
@@ -104,9 +116,32 @@ class MonitorStore:
                     r.rows,
                     r.profile,
                     r.stats,
+                    r.id,
                 )
                 for r in rows
             ]
+
+    def replace_windows(self, version: ModelVersion, ids: list[int], merged: StoredWindow) -> None:
+        """Swap several windows for their merge, in one transaction (readers see either)."""
+        with self.database.session() as session:
+            session.execute(delete(WindowRow).where(WindowRow.id.in_(ids)))
+            session.add(
+                WindowRow(
+                    version_id=_version_id(session, version),
+                    replica=merged.replica,
+                    started_at=merged.started_at,
+                    ended_at=merged.ended_at,
+                    rows=merged.rows,
+                    profile=merged.profile,
+                    stats=merged.stats,
+                )
+            )
+
+    def prune_history(self, before: datetime) -> None:
+        """Drop windows and evaluations that ended before ``before`` (retention)."""
+        with self.database.session() as session:
+            session.execute(delete(WindowRow).where(WindowRow.ended_at < before))
+            session.execute(delete(EvaluationRow).where(EvaluationRow.evaluated_at < before))
 
     def add_evaluation(self, version: ModelVersion, at: datetime, result: dict[str, Any]) -> None:
         with self.database.session() as session:

@@ -1,0 +1,136 @@
+"""The monitor's tables and its history upkeep: windows merged per hour, retention."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import shipyard
+from shipyard import Registry
+from shipyard.monitor.live import LiveMonitor, merge_windows
+from shipyard.monitor.profile import Profile
+from shipyard.registry.monitoring import MonitorStore, StoredWindow
+
+
+def _version(registry: Registry, classifier: Any, csv: Path) -> Any:
+    return shipyard.register(classifier, "cancer", reference_data=csv, registry=registry)
+
+
+def _window(profile: Profile, rows: np.ndarray, start: datetime, minutes: float) -> StoredWindow:
+    window = profile.like()
+    inputs = {"input": rows.astype(np.float32)}
+    outputs = {
+        "label": np.zeros(len(rows), dtype=np.int64),
+        "probabilities": np.full((len(rows), 2), 0.5, dtype=np.float32),
+    }
+    window.update(inputs, outputs)
+    stats = {"requests": len(rows), "latency_mean_s": 0.001 * len(rows),
+             "latency_max_s": 0.002 * len(rows), "seconds": minutes * 60}  # fmt: skip
+    end = start + timedelta(minutes=minutes)
+    return StoredWindow("here", start, end, window.rows, window.to_dict(), stats)
+
+
+def test_old_windows_merge_into_one_per_hour(
+    registry: Registry, cancer_classifier: Any, cancer_csv: Path, breast_cancer: Any
+) -> None:
+    x, _ = breast_cancer
+    version = _version(registry, cancer_classifier, cancer_csv)
+    store = MonitorStore(registry.database)
+    profile = Profile.from_dict(store.get_profile(version) or {})
+    hour = datetime(2026, 11, 1, 10, tzinfo=UTC)
+    old = [_window(profile, x[i * 10 : i * 10 + 10], hour + timedelta(minutes=10 * i), 10)
+           for i in range(3)]  # fmt: skip
+    later = _window(profile, x[100:105], hour + timedelta(hours=1, minutes=5), 10)
+    recent_start = datetime.now(UTC) - timedelta(minutes=5)
+    recent = _window(profile, x[200:204], recent_start, 1)
+    for window in [*old, later, recent]:
+        store.add_window(version, window)
+    here = registry.settings.monitor.model_copy(update={"replica": "here"})
+    monitor = LiveMonitor(registry, registry.settings.model_copy(update={"monitor": here}))
+    monitor._compact(version, datetime.now(UTC) - timedelta(hours=1))
+
+    kept = store.windows(version)
+    assert [w.rows for w in kept] == [30, 5, 4]  # three windows of one hour merged, the rest kept
+    merged = kept[0]
+    assert merged.started_at == old[0].started_at
+    assert merged.ended_at == old[-1].ended_at
+    assert merged.stats["requests"] == 30
+    assert merged.stats["latency_max_s"] == max(w.stats["latency_max_s"] for w in old)
+    assert np.isclose(merged.stats["latency_mean_s"], 0.01)  # each window's mean: 10 x 1 ms
+    whole = profile.like()
+    whole.update({"input": x[:30].astype(np.float32)},
+                 {"label": np.zeros(30, np.int64),
+                  "probabilities": np.full((30, 2), 0.5, np.float32)})  # fmt: skip
+    got = Profile.from_dict(merged.profile).to_dict()["sketches"]
+    for name, want in whole.to_dict()["sketches"].items():
+        for key, value in want.items():  # counts exactly, sums up to the order of addition
+            if isinstance(value, float | list) and key in ("sums", "total", "total_sq"):
+                np.testing.assert_allclose(got[name][key], value, rtol=1e-12, err_msg=name)
+            else:
+                assert got[name][key] == value, (name, key)
+
+    monitor._compact(version, datetime.now(UTC) - timedelta(hours=1))  # nothing left to merge
+    assert [w.rows for w in store.windows(version)] == [30, 5, 4]
+
+
+def test_merge_windows_without_a_profile() -> None:
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    empty = {"columns": [], "sketches": {}, "rows": 0}
+    windows = [
+        StoredWindow("r", start, start + timedelta(minutes=1), 0, empty,
+                     {"requests": 2, "latency_mean_s": 0.5, "latency_max_s": 1.0, "seconds": 60}),
+        StoredWindow("r", start + timedelta(minutes=1), start + timedelta(minutes=2), 0, empty,
+                     {"requests": 6, "latency_mean_s": 0.1, "latency_max_s": 0.2, "seconds": 60}),
+    ]  # fmt: skip
+    merged = merge_windows(windows)
+    assert merged.stats["requests"] == 8
+    assert np.isclose(merged.stats["latency_mean_s"], (2 * 0.5 + 6 * 0.1) / 8)
+    assert merged.stats["seconds"] == 120
+    assert merged.profile == empty
+
+
+def test_history_and_predictions_retention(
+    registry: Registry, cancer_classifier: Any, cancer_csv: Path, breast_cancer: Any
+) -> None:
+    x, _ = breast_cancer
+    version = _version(registry, cancer_classifier, cancer_csv)
+    store = MonitorStore(registry.database)
+    profile = Profile.from_dict(store.get_profile(version) or {})
+    now = datetime.now(UTC)
+    store.add_window(version, _window(profile, x[:3], now - timedelta(days=40), 1))
+    store.add_window(version, _window(profile, x[:3], now - timedelta(minutes=3), 1))
+    store.add_evaluation(version, now - timedelta(days=40), {"old": True})
+    store.add_evaluation(version, now, {"old": False})
+    store.prune_history(now - timedelta(days=30))
+    assert len(store.windows(version)) == 1
+    assert [r for _, r in store.evaluations(version)] == [{"old": False}]
+
+    stamps = [now - timedelta(minutes=m) for m in (50, 40, 30, 20, 10)]
+    store.add_predictions(version, [(f"r{i}", at, {"label": [1]}, None)
+                                    for i, at in enumerate(stamps)])  # fmt: skip
+    store.add_predictions(version, [("r0", now, {"label": [0]}, None)])  # first record kept
+    assert store.predictions(version)[0].outputs == {"label": [1]}
+    assert store.prune_predictions(None, 3) == 2
+    assert [p.request_id for p in store.predictions(version)] == ["r2", "r3", "r4"]
+    assert store.prune_predictions(timedelta(minutes=15), None) == 2
+    assert [p.request_id for p in store.predictions(version)] == ["r4"]
+
+
+def test_labels_join_by_request_id_within_the_model(
+    registry: Registry, cancer_classifier: Any, cancer_csv: Path, tiny_onnx_path: Path
+) -> None:
+    version = _version(registry, cancer_classifier, cancer_csv)
+    other = shipyard.register(tiny_onnx_path, "tiny", registry=registry)
+    store = MonitorStore(registry.database)
+    now = datetime.now(UTC)
+    store.add_predictions(version, [("a", now, {"label": [1]}, None)])
+    store.add_predictions(other, [("b", now, {"y": [[1.0]]}, None)])
+    outcome = store.set_labels("cancer", {"a": 1, "b": 0, "zzz": 1})
+    assert outcome.matched == ["a"]
+    assert outcome.unknown == ["b", "zzz"]  # b belongs to another model
+    (record,) = store.predictions(version, labelled_only=True)
+    assert (record.request_id, record.label) == ("a", 1)
+    assert record.labelled_at is not None
