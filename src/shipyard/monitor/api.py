@@ -54,6 +54,7 @@ def write_report(registry: Registry, ref: str, out: Path, period: str = DEFAULT_
     since = current.evaluation.since
     windows = store.windows(current.version, since=since)
     history = store.evaluations(current.version, since=since)
+    history.append((current.evaluation.evaluated_at, current.evaluation.to_dict()))
     title = f"Shipyard monitor: {current.version.ref}"
     html = render(title, current.reference, current.evaluation, windows, history)
     out.write_text(html, encoding="utf-8")

@@ -109,7 +109,7 @@ class LiveMonitor:
             self._thread.join(timeout=30)
             self._thread = None
         elif self.enabled:
-            self.flush_now()
+            self.flush_now(final=True)
 
     def watch(self, version: ModelVersion) -> None:
         """Start watching a loaded version (its reference profile is built if missing)."""
@@ -194,7 +194,7 @@ class LiveMonitor:
                 self.failures += 1
                 log.exception("the monitor failed; it carries on")
         try:
-            self.flush_now()
+            self.flush_now(final=True)
         except Exception:
             log.exception("the monitor's last flush failed")
 
@@ -226,8 +226,9 @@ class LiveMonitor:
         inputs, outputs = _joined(sampled, watched.version.signature.inputs[0].name)
         watched.window.update(inputs, outputs)
 
-    def flush_now(self) -> list[Evaluation]:
-        """Write the open windows and logged predictions, then evaluate every version."""
+    def flush_now(self, final: bool = False) -> list[Evaluation]:
+        """Write the open windows and logged predictions, then evaluate every version (the
+        ``final`` flush of a shutdown always keeps its evaluation for the history)."""
         self._drain()
         now = _now()
         evaluations = []
@@ -253,7 +254,7 @@ class LiveMonitor:
                         timedelta(seconds=self.options.window_seconds),
                         now,
                     )
-                    if time.time() - watched.last_saved >= HISTORY_SECONDS:
+                    if final or time.time() - watched.last_saved >= HISTORY_SECONDS:
                         self.store.add_evaluation(watched.version, now, watched.last.to_dict())
                         watched.last_saved = time.time()
                     evaluations.append(watched.last)
