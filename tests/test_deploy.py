@@ -501,3 +501,108 @@ def _check_prometheus(prom: httpx2.Client, process: subprocess.Popen[bytes], log
 def prom_ready(get: Any) -> bool:
     answer = get("/api/v1/status/runtimeinfo")
     return bool(answer and answer.get("status") == "success")
+
+
+def test_prometheus_scrapes_the_monitor_metrics(
+    tmp_path: Path,
+    tools: dict[str, str],
+    registry: Any,
+    cancer_classifier: Any,
+    cancer_csv: Path,
+    breast_cancer: Any,
+) -> None:
+    import numpy as np
+
+    import shipyard
+
+    shipyard.register(cancer_classifier, "cancer", reference_data=cancer_csv, registry=registry)
+    x = np.asarray(breast_cancer[0][:40], dtype=np.float32)
+    settings = server_settings(registry.settings.home, monitor_flush_seconds=0.2)
+    with running_server(settings, models=["cancer"]) as server, client(server) as http:
+        for start in range(0, 40, 10):
+            rows = x[start : start + 10]
+            body = {
+                "inputs": [
+                    {
+                        "name": "input",
+                        "datatype": "FP32",
+                        "shape": list(rows.shape),
+                        "data": rows.ravel().tolist(),
+                    }
+                ]
+            }
+            response = http.post("/v2/models/cancer/infer", json=body)
+            assert response.status_code == 200, response.text
+        config = tmp_path / "prometheus.yml"
+        config.write_text(
+            json.dumps(
+                {
+                    "global": {"scrape_interval": "1s"},
+                    "scrape_configs": [
+                        {
+                            "job_name": "shipyard",
+                            "static_configs": [{"targets": [server.url.removeprefix("http://")]}],
+                        }
+                    ],
+                }
+            ),
+            encoding="utf-8",
+        )
+        port = free_port()
+        log = tmp_path / "prometheus.log"
+        with log.open("wb") as log_file:
+            process = subprocess.Popen(
+                [
+                    tools["prometheus"],
+                    f"--config.file={config}",
+                    f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                    f"--web.listen-address=127.0.0.1:{port}",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            with httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as prom:
+
+                def query(expr: str) -> list[dict[str, Any]]:
+                    if process.poll() is not None:
+                        raise AssertionError(
+                            f"prometheus exited with {process.returncode}:\n"
+                            f"{log.read_text(errors='replace')}"
+                        )
+                    try:
+                        response = prom.get("/api/v1/query", params={"query": expr})
+                    except httpx2.TransportError:
+                        return []
+                    if response.status_code != 200:
+                        return []
+                    result: list[dict[str, Any]] = response.json()["data"]["result"]
+                    return result
+
+                share = wait_for(
+                    lambda: query('shipyard_dataset_drift_share{model="cancer"}'),
+                    "prometheus to scrape shipyard_dataset_drift_share of cancer",
+                )
+                assert [s["metric"]["version"] for s in share] == ["1"]
+                assert 0.0 <= float(share[0]["value"][1]) <= 1.0
+                scores = wait_for(
+                    lambda: query('shipyard_feature_drift_score{model="cancer"}'),
+                    "prometheus to scrape shipyard_feature_drift_score of cancer",
+                )
+                features = {s["metric"]["feature"] for s in scores}
+                assert features == {f"input[{i}]" for i in range(30)}
+                assert {s["metric"]["method"] for s in scores} == {"wasserstein"}
+                rows = wait_for(
+                    lambda: query('shipyard_monitor_window_rows{model="cancer"} == 40'),
+                    "the evaluated window to hold the 40 rows served",
+                )
+                assert len(rows) == 1
+        finally:
+            if process.poll() is None:
+                os.kill(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.kill(process.pid, signal.SIGKILL)
+                    process.wait(timeout=30)

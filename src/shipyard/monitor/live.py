@@ -234,16 +234,26 @@ class LiveMonitor:
         evaluations = []
         with self._lock:
             for watched in self.watched.values():
-                self._write(watched, now)
+                try:
+                    self._write(watched, now)
+                except Exception:  # one version's failure must not stop the others'
+                    self.failures += 1
+                    log.exception("writing the window of %s failed", watched.version.ref)
+                    # kept for the next flush, but bounded while the storage keeps failing
+                    del watched.predictions[: -self.options.queue_requests]
             retention = timedelta(days=self.options.retention_days)
             try:
                 self.store.prune_predictions(retention, self.options.retention_rows)
                 self.store.prune_history(now - retention)
-                for watched in self.watched.values():
-                    self._compact(watched.version, now - COMPACT_AFTER)
             except Exception:
                 self.failures += 1
                 log.exception("retention of the monitor's history failed")
+            for watched in self.watched.values():
+                try:
+                    self._compact(watched.version, now - COMPACT_AFTER)
+                except Exception:
+                    self.failures += 1
+                    log.exception("compacting the windows of %s failed", watched.version.ref)
             for watched in self.watched.values():
                 try:
                     watched.last = evaluate_version(
@@ -318,7 +328,12 @@ class LiveMonitor:
         with self._lock:
             for watched in self.watched.values():
                 if watched.predictions:
-                    self.store.add_predictions(watched.version, watched.predictions)
+                    try:
+                        self.store.add_predictions(watched.version, watched.predictions)
+                    except Exception:  # another version's log must not refuse this feedback
+                        self.failures += 1
+                        log.exception("writing the predictions of %s failed", watched.version.ref)
+                        continue
                     watched.predictions = []
 
 
