@@ -630,6 +630,30 @@ def test_logged_inputs_leave_the_redacted_feature_out(
         assert row["input.mean_radius"] == pytest.approx(x[i, 0], rel=1e-6)
 
 
+def test_redacted_features_keep_bin_counts_only_in_the_windows(
+    home: Path,
+    tmp_path: Path,
+    breast_cancer: tuple[np.ndarray, np.ndarray],
+    feature_names: list[str],
+) -> None:
+    """A window keeps no single request's raw value: no extremes for any column, and for a
+    redacted feature not even the per-bin sums."""
+    x, _ = breast_cancer
+    secret = feature_names[2]
+    serve_and_export(home, x[:6], tmp_path / "log.parquet", redact=[secret])
+    (window,) = stored_windows(home)
+    sketches = window.profile["sketches"]
+    assert sketches[secret]["detail"] == "counts"
+    assert sum(sketches[secret]["counts"]) == 6
+    assert not any(sketches[secret]["sums"])
+    assert sketches[secret]["total"] == 0.0
+    for name in feature_names:
+        assert sketches[name]["minimum"] == "inf"  # JSON holds the empty extremes as text
+        assert sketches[name]["maximum"] == "-inf"
+    assert sketches[feature_names[0]]["detail"] == "window"
+    assert sum(sketches[feature_names[0]]["sums"]) == pytest.approx(float(x[:6, 0].sum()), 1e-5)
+
+
 def test_hashed_redaction_writes_the_salted_hash(
     home: Path,
     tmp_path: Path,
@@ -763,7 +787,6 @@ def test_text_model_windows_watch_length_norm_and_projections(
     assert sum(s["total"] for s in lengths) == expected_total
     for window in windows:
         norms = window.profile["sketches"]["embedding.norm"]
-        assert norms["minimum"] == pytest.approx(1.0, abs=1e-4)
-        assert norms["maximum"] == pytest.approx(1.0, abs=1e-4)
+        assert norms["total"] / norms["count"] == pytest.approx(1.0, abs=1e-4)  # unit vectors
         projection = window.profile["sketches"]["embedding.projection[0]"]
         assert projection["count"] == window.rows

@@ -47,8 +47,11 @@ def _check_numeric(sketch: NumericSketch, values: np.ndarray) -> None:
     if finite.size:
         assert _close(sketch.mean, float(finite.mean()))
         assert _close(sketch.std, float(finite.std()))
-        assert sketch.minimum == float(finite.min())
-        assert sketch.maximum == float(finite.max())
+        if sketch.detail == "full":
+            assert sketch.minimum == float(finite.min())
+            assert sketch.maximum == float(finite.max())
+    if sketch.detail != "full":  # a window keeps no single request's raw extremes
+        assert (sketch.minimum, sketch.maximum) == (float("inf"), float("-inf"))
 
 
 def _draws(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
@@ -272,7 +275,8 @@ def test_numeric_round_trip_of_an_all_missing_column() -> None:
     assert restored_window.total == 0.0
     assert restored_window.total_sq == 0.0
     restored_window.update(np.array([2.0, 4.0]))  # still usable after the trip
-    assert (restored_window.mean, restored_window.minimum, restored_window.maximum) == (3, 2, 4)
+    assert restored_window.detail == "window"
+    assert (restored_window.mean, restored_window.count) == (3, 2)
 
 
 # CategoricalSketch ------------------------------------------------------------------------
@@ -662,3 +666,22 @@ def test_an_empty_window_is_reported_without_nan() -> None:
     assert report.drifted_share == 0.0
     assert not report.dataset_drift
     assert report.prediction_drift == 0.0
+
+
+def test_redacted_window_columns_keep_bin_counts_only() -> None:
+    rng = np.random.default_rng(5)
+    reference = NumericSketch.fit(rng.normal(0, 1, 2000))
+    window = reference.like("counts")
+    values = rng.normal(0.3, 1, 500)
+    window.update(values)
+    assert window.count == 500
+    assert int(window.counts.sum()) == 500
+    assert not window.sums.any()
+    assert (window.total, window.total_sq) == (0.0, 0.0)
+    assert (window.minimum, window.maximum) == (float("inf"), float("-inf"))
+    # drift still works, each bin standing at its midpoint
+    midpoints = window.bin_means
+    assert np.all(np.diff(midpoints) > 0)
+    again = NumericSketch.from_dict(json.loads(json.dumps(window.to_dict())))
+    assert again.detail == "counts"
+    assert np.array_equal(again.bin_means, midpoints)

@@ -44,7 +44,10 @@ def status(
         console.print("no traffic in this period: nothing to compare yet")
     else:
         drift = evaluation.drift
-        table = Table("column", "role", "method", "score", "threshold", "drift", "quality")
+        table = Table()
+        table.add_column("column", overflow="fold")  # names are what people look for: never cut
+        for heading in ("role", "method", "score", "threshold", "drift", "quality"):
+            table.add_column(heading)
         for c in [*drift.columns, *drift.predictions]:
             quality = ", ".join(
                 f"{SHORT.get(k, k)} {v}"

@@ -71,6 +71,11 @@ class Watched:
     predictions: list[tuple[str, datetime, Any, Any]] = field(default_factory=list)
     last: Evaluation | None = None
     last_saved: float = 0.0
+    redacted: frozenset[str] = frozenset()  # columns whose windows keep bin counts only
+
+    def new_window(self) -> Profile | None:
+        return self.reference.like(self.redacted) if self.reference else None
+
     quality_totals: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
@@ -137,6 +142,10 @@ class LiveMonitor:
             log.exception("bad drift thresholds for %s; the defaults apply", version.name)
             thresholds = Thresholds()
         inputs = reference.columns_of("input") if reference else []
+        named = set(model.redact)
+        redacted = frozenset(
+            c.name for c in (reference.columns if reference else []) if {c.name, c.tensor} & named
+        )
         with self._lock:
             self.watched[key] = Watched(
                 version,
@@ -144,8 +153,9 @@ class LiveMonitor:
                 thresholds,
                 Redactor(model, inputs),
                 model.sample_rate if model.sample_rate is not None else self.options.sample_rate,
-                reference.like() if reference else None,
+                reference.like(redacted) if reference else None,
                 _now(),
+                redacted=redacted,
             )
 
     # The request path --------------------------------------------------------------------
@@ -302,7 +312,7 @@ class LiveMonitor:
         if watched.predictions:
             self.store.add_predictions(watched.version, watched.predictions)
         watched.predictions = []
-        watched.window = watched.reference.like() if watched.reference else None
+        watched.window = watched.new_window()
         watched.opened = now
         watched.requests = 0
         watched.latency_sum = watched.latency_max = 0.0

@@ -119,9 +119,16 @@ class Profile:
         rows = len(next(iter(inputs.values()))) if inputs else 0
         return cls(columns, sketches, rows)
 
-    def like(self) -> Profile:
-        """An empty window with this profile's columns and bins."""
-        return Profile(list(self.columns), {name: s.like() for name, s in self.sketches.items()}, 0)
+    def like(self, counts_only: frozenset[str] = frozenset()) -> Profile:
+        """An empty window with this profile's columns and bins; the columns named in
+        ``counts_only`` (redacted fields) keep bin counts and nothing else."""
+        sketches: dict[str, Sketch] = {}
+        for name, sketch in self.sketches.items():
+            if isinstance(sketch, NumericSketch):
+                sketches[name] = sketch.like("counts" if name in counts_only else "window")
+            else:
+                sketches[name] = sketch.like()
+        return Profile(list(self.columns), sketches, 0)
 
     def update(self, inputs: Mapping[str, Any], outputs: Mapping[str, Any]) -> None:
         """Add a batch of served rows; a tensor missing from the batch leaves its columns be."""

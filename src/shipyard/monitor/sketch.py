@@ -3,9 +3,11 @@
 A numeric sketch counts values into bins whose edges are quantiles of the reference (so a
 window's sketch has the same bins as its profile's) and keeps, per bin, the sum of its
 values: the bin means let the Wasserstein distance see a shift even past the outer edges.
-It also keeps moments, the range, and data-quality counts (missing, non-finite, outside
-the reference range). A categorical sketch counts the reference's top categories, the rest
-as ``other``, and values never seen in the reference. Nothing keeps a raw value.
+It also keeps moments and data-quality counts (missing, non-finite, outside the reference
+range); the reference's range comes from the reference data. A window of served traffic
+keeps no extremes (one request's raw value), and a redacted field's window keeps bin counts
+alone. A categorical sketch counts the reference's top categories, the rest as ``other``,
+and values never seen in the reference.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ class NumericSketch:
     total_sq: float = 0.0
     minimum: float = float("inf")
     maximum: float = float("-inf")
+    # full: the reference (everything); window: served traffic, no extremes (a minimum or
+    # maximum is one request's raw value); counts: a redacted field, bin counts only
+    detail: str = "full"
     kind: str = field(default="numeric", init=False)
 
     @classmethod
@@ -55,7 +60,9 @@ class NumericSketch:
         return sketch
 
     @classmethod
-    def empty(cls, edges: np.ndarray, low: float, high: float) -> NumericSketch:
+    def empty(
+        cls, edges: np.ndarray, low: float, high: float, detail: str = "full"
+    ) -> NumericSketch:
         bins = len(edges) + 1
         return cls(
             np.asarray(edges, dtype=np.float64),
@@ -63,11 +70,12 @@ class NumericSketch:
             np.zeros(bins, dtype=np.float64),
             low,
             high,
+            detail=detail,
         )
 
-    def like(self) -> NumericSketch:
+    def like(self, detail: str = "window") -> NumericSketch:
         """An empty sketch with the same bins and reference range (a new window)."""
-        return NumericSketch.empty(self.edges, self.low, self.high)
+        return NumericSketch.empty(self.edges, self.low, self.high, detail)
 
     def update(self, values: Any) -> None:
         array = _as_float(values)
@@ -84,13 +92,15 @@ class NumericSketch:
             return
         index = _bin_index(self.edges, finite)
         self.counts += np.bincount(index, minlength=len(self.counts)).astype(np.int64)
-        self.sums += np.bincount(index, weights=finite, minlength=len(self.counts))
         self.count += int(finite.size)
-        self.total += float(finite.sum())
-        self.total_sq += float(np.dot(finite, finite))
+        if self.detail != "counts":
+            self.sums += np.bincount(index, weights=finite, minlength=len(self.counts))
+            self.total += float(finite.sum())
+            self.total_sq += float(np.dot(finite, finite))
         smallest, largest = float(finite.min()), float(finite.max())
-        self.minimum = min(self.minimum, smallest)
-        self.maximum = max(self.maximum, largest)
+        if self.detail == "full":
+            self.minimum = min(self.minimum, smallest)
+            self.maximum = max(self.maximum, largest)
         if np.isnan(self.low):
             self.out_of_range += int(finite.size)
         elif smallest < self.low or largest > self.high:  # else nothing is out of range
@@ -138,6 +148,8 @@ class NumericSketch:
             midpoints = (left + right) / 2
         else:
             midpoints = np.array([0.0 if np.isnan(self.low) else (self.low + self.high) / 2])
+        if self.detail == "counts":
+            return np.asarray(midpoints, dtype=np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
             means = self.sums / self.counts
         return np.asarray(np.where(self.counts > 0, means, midpoints), dtype=np.float64)
@@ -158,6 +170,7 @@ class NumericSketch:
             "total_sq": self.total_sq,
             "minimum": _json_float(self.minimum),
             "maximum": _json_float(self.maximum),
+            "detail": self.detail,
         }
 
     @classmethod
@@ -176,6 +189,7 @@ class NumericSketch:
             total_sq=float(data["total_sq"]),
             minimum=_from_json_float(data["minimum"], float("inf")),
             maximum=_from_json_float(data["maximum"], float("-inf")),
+            detail=str(data.get("detail", "full")),
         )
 
 
