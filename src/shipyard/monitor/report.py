@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from shipyard import __version__
 from shipyard.monitor.drift import ColumnDrift
 from shipyard.monitor.evaluation import Evaluation
 from shipyard.monitor.profile import Profile
@@ -88,7 +87,7 @@ def render(
         parts.append("</div>")
     parts.append("<h2>Traffic over time</h2>" + _traffic(windows))
     parts.append("<h2>Performance over time</h2>" + _performance(history))
-    parts.append(f"<p class='note'>Shipyard {__version__}</p></body></html>")
+    parts.append(f"<p class='note'>Shipyard {_version()}</p></body></html>")
     return "\n".join(parts)
 
 
@@ -266,6 +265,15 @@ def _line(times: list[datetime], values: list[float], width: int = 320, height: 
         f"</svg><div class='note'>{low:.4g} .. {high:.4g}, {times[0]:%H:%M} to "
         f"{times[-1]:%H:%M} UTC</div>"
     )
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("shipyard")
+    except PackageNotFoundError:
+        return "(source tree)"
 
 
 def _e(text: str) -> str:
