@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 EXTRAS := sklearn,torch,hf,dev
 
-.PHONY: venv demo test lint typecheck unit prometheus bench clean
+.PHONY: venv demo test lint typecheck unit prometheus bench bench-monitor clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -41,6 +41,11 @@ test: lint typecheck unit
 
 bench: venv
 	$(BIN)/python benchmarks/registry.py
+
+# Drift evaluation beside Evidently (in its own .venv-evidently, made on first use; never a
+# dependency of Shipyard) and numpy, and serving throughput with monitoring on and off.
+bench-monitor: venv
+	$(BIN)/python benchmarks/monitor.py --json bench-results/monitor.json
 
 clean:
 	rm -rf $(VENV) .shipyard .mypy_cache .ruff_cache .pytest_cache
