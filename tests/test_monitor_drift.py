@@ -567,3 +567,22 @@ def test_psi_method_gates_numeric_columns_on_psi() -> None:
     (by_ks,) = evaluate(reference, small, Thresholds(numeric_method="psi")).columns
     assert by_ks.method == "ks"
     assert by_ks.drifted
+
+
+def test_ks_p_value_of_large_samples_uses_the_limiting_distribution() -> None:
+    """Past KS_EXACT_LIMIT effective rows: Kolmogorov's limit, within 1% of SciPy's exact one."""
+    from scipy.stats import ks_2samp
+
+    from shipyard.monitor.drift import KS_EXACT_LIMIT
+
+    rng = np.random.default_rng(3)
+    ref_counts = rng.multinomial(60_000, np.full(20, 0.05))
+    cur_counts = rng.multinomial(40_000, np.full(20, 0.05) + np.linspace(-0.002, 0.002, 20))
+    n, m = ref_counts.sum(), cur_counts.sum()
+    assert n * m / (n + m) > KS_EXACT_LIMIT
+    statistic, p_value = ks_test(ref_counts, cur_counts)
+    bins = np.arange(20)
+    want = ks_2samp(np.repeat(bins, ref_counts), np.repeat(bins, cur_counts), method="asymp")
+    assert statistic == pytest.approx(want.statistic, abs=1e-12)
+    assert 0.001 < p_value < 0.999
+    assert p_value == pytest.approx(want.pvalue, rel=0.01)

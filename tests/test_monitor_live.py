@@ -305,6 +305,35 @@ def test_a_zero_sample_rate_still_logs_predictions(
     assert [(p.request_id, p.label) for p in labelled] == [(ids[0], [int(y[0]), int(y[1])])]
 
 
+def test_the_prediction_log_takes_at_most_its_rate(
+    home: Path, breast_cancer: tuple[np.ndarray, np.ndarray]
+) -> None:
+    """A burst beyond log_rate is sketched in full, logged up to the rate; feedback for the
+    unlogged requests comes back as unknown, and the metric counts them."""
+    x, y = breast_cancer
+    settings = settings_for(home, monitor={"log_rate": 3})
+    with running_server(settings, ["cancer"]) as server, client(server) as http:
+        ids = [infer(http, x[i : i + 1]).headers["x-request-id"] for i in range(12)]
+        served(http, 12)
+        flush(server)
+        logged = {p.request_id for p in stored_predictions(home)}
+        assert 3 <= len(logged) < 12  # the bucket starts full and refills at 3 a second
+        assert logged <= set(ids)
+        (window,) = stored_windows(home)
+        assert (window.rows, window.stats["requests"]) == (12, 12)
+        unlogged = scrape(http).value(
+            "shipyard_monitor_unlogged_predictions_total", model="cancer", version="1"
+        )
+        assert unlogged == 12 - len(logged)
+        answer = http.post(
+            "/v2/models/cancer/feedback",
+            json={"labels": [{"request_id": i, "label": int(y[n])} for n, i in enumerate(ids)]},
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["matched"] == len(logged)
+        assert set(answer.json()["unknown"]) == set(ids) - logged
+
+
 # 6. A failing monitor never fails a request -----------------------------------------------
 
 

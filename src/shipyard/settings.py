@@ -76,6 +76,12 @@ class MonitorSettings(BaseModel):
     queue_requests: int = Field(
         default=10_000, ge=1, description="Requests waiting to be sketched; beyond, dropped."
     )
+    log_rate: float = Field(
+        default=1000.0,
+        ge=0,
+        description="Requests logged per second per version at most (the feedback join); beyond "
+        "it requests are still sketched, but feedback for them is reported unknown.",
+    )
     retention_days: float = Field(
         default=30.0, gt=0, description="Logged predictions older than this are deleted."
     )

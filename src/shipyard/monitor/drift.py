@@ -30,6 +30,7 @@ from shipyard.monitor.profile import Profile
 from shipyard.monitor.sketch import CategoricalSketch, NumericSketch, Sketch
 
 PSI_EPSILON = 1e-4  # stands in for an empty bin's share, as Evidently does
+KS_EXACT_LIMIT = 10_000  # effective rows up to which the KS p-value is SciPy's exact one
 
 
 @dataclass(frozen=True)
@@ -248,15 +249,22 @@ def psi(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:
 
 def ks_test(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[float, float]:
     """Two-sample KS on binned data: the largest gap between the binned CDFs, and its p-value
-    from the Kolmogorov distribution at n*m/(n+m) (SciPy's asymptotic two-sided method)."""
+    from the Kolmogorov distribution at n*m/(n+m) (SciPy's asymptotic two-sided method).
+    Past KS_EXACT_LIMIT effective rows the limiting distribution stands in for the exact
+    one: within about 1% there, and thousands of times faster (the p-value gates only small
+    samples; at large ones it is reported)."""
+    from scipy.special import kolmogorov
     from scipy.stats import kstwo
 
     n, m = float(np.sum(ref_counts)), float(np.sum(cur_counts))
     gap = np.abs(np.cumsum(_shares(ref_counts)) - np.cumsum(_shares(cur_counts)))
     statistic = float(np.clip(gap.max(), 0.0, 1.0))
     effective = np.round(n * m / (n + m))
-    p_value = float(np.clip(kstwo.sf(statistic, effective), 0.0, 1.0))
-    return statistic, p_value
+    if effective > KS_EXACT_LIMIT:
+        p_value = float(kolmogorov(np.sqrt(effective) * statistic))
+    else:
+        p_value = float(kstwo.sf(statistic, effective))
+    return statistic, float(np.clip(p_value, 0.0, 1.0))
 
 
 def jensen_shannon(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:

@@ -1,12 +1,14 @@
 """The live monitor of a server: served traffic into windows, off the request path.
 
-``observe`` is all the request path pays: one sampling draw and an append to a bounded
-queue (a full queue drops the observation and counts it). A worker thread takes whole
-queues at a time, joins their arrays and updates each version's window with one numpy pass
-per column. Every ``flush_seconds`` the worker writes each window and the logged
-predictions to the database, enforces retention, and re-evaluates drift over the last
-``window_seconds`` of every replica's windows. Anything failing in the worker is logged
-and the worker carries on: monitoring never fails a request.
+``observe`` is all the request path pays: an append to a bounded queue (a full queue drops
+the observation and counts it). A worker thread takes the whole queue every DRAIN_SECONDS,
+draws the sample, joins the sampled arrays and updates each version's window with one numpy
+pass per column. Every ``flush_seconds`` it writes each window and the logged predictions
+to the database (one bulk insert), enforces retention, and re-evaluates drift over the last
+``window_seconds`` of every replica's windows. The prediction log takes at most
+``log_rate`` requests a second per version, so its cost stays bounded at any traffic.
+Anything failing in the worker is logged and the worker carries on: monitoring never fails
+a request.
 """
 
 from __future__ import annotations
@@ -41,17 +43,13 @@ Key = tuple[str, int]
 COMPACT_AFTER = timedelta(hours=1)
 COMPACT_BUCKET_S = 3600
 HISTORY_SECONDS = 60.0  # evaluations are kept (for the report) at most this often
+# The worker wakes this often: each wake costs the request loop a GIL hand-off, and a larger
+# batch of observations costs less per row in numpy.
+DRAIN_SECONDS = 0.25
 
-
-@dataclass
-class _Observation:
-    key: Key
-    payload: Any  # {input: array} or a list of strings
-    outputs: dict[str, Any]
-    request_id: str
-    seconds: float
-    at: float  # epoch seconds
-    sketched: bool  # drawn by the sampling rate (every request is logged for the feedback join)
+# What observe() queues: (watched, payload, outputs, request id, seconds, epoch time). A
+# plain tuple: the request path pays for nothing it does not need.
+_Observation = tuple["Watched", Any, dict[str, Any], str, float, float]
 
 
 @dataclass
@@ -68,15 +66,28 @@ class Watched:
     requests: int = 0
     latency_sum: float = 0.0
     latency_max: float = 0.0
-    predictions: list[tuple[str, datetime, Any, Any]] = field(default_factory=list)
+    logged: list[tuple[str, float, dict[str, Any], Any]] = field(default_factory=list)
+    log_rate: float = 0.0  # predictions logged per second at most
+    log_allowance: float = 0.0  # token bucket of the prediction log
+    log_refilled: float = 0.0
+    unlogged: int = 0  # requests answered beyond the log's rate (their feedback won't join)
     last: Evaluation | None = None
     last_saved: float = 0.0
     redacted: frozenset[str] = frozenset()  # columns whose windows keep bin counts only
+    quality_totals: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def new_window(self) -> Profile | None:
         return self.reference.like(self.redacted) if self.reference else None
 
-    quality_totals: dict[tuple[str, str], int] = field(default_factory=dict)
+    def take_log_allowance(self, wanted: int, now: float) -> int:
+        """How many of ``wanted`` requests the prediction log may take now."""
+        self.log_allowance = min(
+            self.log_rate, self.log_allowance + (now - self.log_refilled) * self.log_rate
+        )
+        self.log_refilled = now
+        granted = min(wanted, int(self.log_allowance))
+        self.log_allowance -= granted
+        return granted
 
 
 class LiveMonitor:
@@ -156,6 +167,9 @@ class LiveMonitor:
                 reference.like(redacted) if reference else None,
                 _now(),
                 redacted=redacted,
+                log_rate=self.options.log_rate if model.log_outputs else 0.0,
+                log_allowance=self.options.log_rate if model.log_outputs else 0.0,
+                log_refilled=time.time(),
             )
 
     # The request path --------------------------------------------------------------------
@@ -172,19 +186,13 @@ class LiveMonitor:
         if not self.enabled:
             return
         try:
-            key = (version.name, version.version)
-            watched = self.watched.get(key)
+            watched = self.watched.get((version.name, version.version))
             if watched is None:
-                return
-            sketched = watched.sample_rate >= 1.0 or self._random.random() < watched.sample_rate
-            if not sketched and not watched.redactor.settings.log_outputs:
                 return
             if len(self._queue) >= self.options.queue_requests:
                 self.dropped += 1
                 return
-            self._queue.append(
-                _Observation(key, payload, outputs, request_id, seconds, time.time(), sketched)
-            )
+            self._queue.append((watched, payload, outputs, request_id, seconds, time.time()))
         except Exception:  # a monitor bug must not reach the request
             self.failures += 1
 
@@ -193,7 +201,7 @@ class LiveMonitor:
     def _work(self) -> None:
         next_flush = time.monotonic() + self.flush_seconds
         while not self._stop.is_set():
-            self._wake.wait(timeout=min(0.05, self.flush_seconds))
+            self._wake.wait(timeout=min(DRAIN_SECONDS, self.flush_seconds))
             self._wake.clear()
             try:
                 self._drain()
@@ -209,30 +217,34 @@ class LiveMonitor:
             log.exception("the monitor's last flush failed")
 
     def _drain(self) -> None:
-        taken: dict[Key, list[_Observation]] = {}
-        while self._queue:
-            observation = self._queue.popleft()
-            taken.setdefault(observation.key, []).append(observation)
+        taken: dict[int, list[_Observation]] = {}
+        queue = self._queue
+        for _ in range(len(queue)):
+            observation = queue.popleft()
+            taken.setdefault(id(observation[0]), []).append(observation)
         with self._lock:
-            for key, observations in taken.items():
-                watched = self.watched.get(key)
-                if watched is not None:
+            for observations in taken.values():
+                watched = observations[0][0]
+                if self.watched.get(_key(watched.version)) is watched:
                     self._absorb(watched, observations)
 
     def _absorb(self, watched: Watched, observations: list[_Observation]) -> None:
         watched.requests += len(observations)
-        for o in observations:
-            watched.latency_sum += o.seconds
-            watched.latency_max = max(watched.latency_max, o.seconds)
-        redactor = watched.redactor
-        for o in observations:
-            outputs = redactor.outputs(o.outputs)
-            if outputs is not None:
-                at = datetime.fromtimestamp(o.at, UTC)
-                watched.predictions.append((o.request_id, at, outputs, redactor.inputs(o.payload)))
-        sampled = [o for o in observations if o.sketched]
-        if watched.window is None or not sampled:
+        seconds = [o[4] for o in observations]
+        watched.latency_sum += sum(seconds)
+        watched.latency_max = max(watched.latency_max, max(seconds))
+        if watched.log_rate:
+            granted = watched.take_log_allowance(len(observations), time.time())
+            watched.unlogged += len(observations) - granted
+            watched.logged.extend((o[3], o[5], o[2], o[1]) for o in observations[:granted])
+        if watched.window is None:
             return
+        sampled = observations
+        if watched.sample_rate < 1.0:
+            draws = self._random.random
+            sampled = [o for o in observations if draws() < watched.sample_rate]
+            if not sampled:
+                return
         inputs, outputs = _joined(sampled, watched.version.signature.inputs[0].name)
         watched.window.update(inputs, outputs)
 
@@ -250,7 +262,7 @@ class LiveMonitor:
                     self.failures += 1
                     log.exception("writing the window of %s failed", watched.version.ref)
                     # kept for the next flush, but bounded while the storage keeps failing
-                    del watched.predictions[: -self.options.queue_requests]
+                    del watched.logged[: -self.options.queue_requests]
             retention = timedelta(days=self.options.retention_days)
             try:
                 self.store.prune_predictions(retention, self.options.retention_rows)
@@ -309,9 +321,7 @@ class LiveMonitor:
                     for kind, count in counts.items():
                         key = (column, kind)
                         watched.quality_totals[key] = watched.quality_totals.get(key, 0) + count
-        if watched.predictions:
-            self.store.add_predictions(watched.version, watched.predictions)
-        watched.predictions = []
+        self._write_log(watched)
         watched.window = watched.new_window()
         watched.opened = now
         watched.requests = 0
@@ -332,42 +342,60 @@ class LiveMonitor:
                 merged = merge_windows(windows)
                 self.store.replace_windows(version, [w.id for w in windows if w.id], merged)
 
+    def _write_log(self, watched: Watched) -> None:
+        """The logged requests, redacted, in one bulk insert."""
+        if not watched.logged:
+            return
+        redactor = watched.redactor
+        records = [
+            (
+                request_id,
+                datetime.fromtimestamp(at, UTC),
+                redactor.outputs(outputs),
+                redactor.inputs(payload),
+            )
+            for request_id, at, outputs, payload in watched.logged
+        ]
+        self.store.add_predictions(watched.version, records)
+        watched.logged = []
+
     def flush_predictions(self) -> None:
         """Write what is logged so far (feedback for a request just answered can then join)."""
         self._drain()
         with self._lock:
             for watched in self.watched.values():
-                if watched.predictions:
-                    try:
-                        self.store.add_predictions(watched.version, watched.predictions)
-                    except Exception:  # another version's log must not refuse this feedback
-                        self.failures += 1
-                        log.exception("writing the predictions of %s failed", watched.version.ref)
-                        continue
-                    watched.predictions = []
+                try:
+                    self._write_log(watched)
+                except Exception:
+                    self.failures += 1
+                    log.exception("writing the prediction log of %s failed", watched.version.ref)
 
 
 def _joined(
     observations: list[_Observation], text_input: str
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The observations' inputs and outputs as one batch."""
-    first = observations[0]
-    if isinstance(first.payload, list):
+    first_payload, first_outputs = observations[0][1], observations[0][2]
+    if isinstance(first_payload, list):
         texts: list[Any] = []
         for o in observations:
-            texts.extend(o.payload)
+            texts.extend(o[1])
         inputs: dict[str, Any] = {text_input: np.asarray(texts, dtype=object)}
     else:
         inputs = {
-            name: np.concatenate([np.asarray(o.payload[name]) for o in observations])
-            for name in first.payload
+            name: np.concatenate([np.asarray(o[1][name]) for o in observations])
+            for name in first_payload
         }
     outputs = {
-        name: np.concatenate([np.asarray(o.outputs[name]) for o in observations])
-        for name in first.outputs
+        name: np.concatenate([np.asarray(o[2][name]) for o in observations])
+        for name in first_outputs
         if not name.startswith("__")
     }
     return inputs, outputs
+
+
+def _key(version: ModelVersion) -> Key:
+    return (version.name, version.version)
 
 
 def _now() -> datetime:

@@ -100,6 +100,13 @@ class MonitorCollector(Collector):
             "Requests not sketched because the monitor's queue was full.",
         )
         dropped.add_metric([], self.monitor.dropped)
+        unlogged = CounterMetricFamily(
+            "shipyard_monitor_unlogged_predictions",
+            "Requests answered beyond the prediction log's rate (feedback cannot join them).",
+            labels=MV,
+        )
+        for (name, number), watched in list(self.monitor.watched.items()):
+            unlogged.add_metric([name, str(number)], watched.unlogged)
         failures = CounterMetricFamily(
             "shipyard_monitor_failures", "Monitor errors (logged; requests unaffected)."
         )
@@ -116,5 +123,6 @@ class MonitorCollector(Collector):
             evaluated,
             rows,
             dropped,
+            unlogged,
             failures,
         )

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 
 from shipyard.registry.database import Database
 from shipyard.registry.domain import ModelVersion
@@ -168,33 +168,19 @@ class MonitorStore:
     def add_predictions(
         self, version: ModelVersion, predictions: Iterable[tuple[str, datetime, Any, Any]]
     ) -> None:
-        """(request id, served at, outputs, inputs or None) per request; a repeated request
-        id keeps its first record."""
+        """(request id, served at, outputs, inputs or None) per request, in one bulk insert;
+        a repeated request id keeps its first record."""
+        batch = list(predictions)
+        if not batch:
+            return
         with self.database.session() as session:
             version_id = _version_id(session, version)
-            batch = list(predictions)
-            if not batch:
-                return
-            known = set(
-                session.scalars(
-                    select(PredictionRow.request_id).where(
-                        PredictionRow.request_id.in_([p[0] for p in batch])
-                    )
-                )
-            )
-            for request_id, at, outputs, inputs in batch:
-                if request_id in known:
-                    continue
-                known.add(request_id)
-                session.add(
-                    PredictionRow(
-                        request_id=request_id,
-                        version_id=version_id,
-                        created_at=at,
-                        outputs=outputs,
-                        inputs=inputs,
-                    )
-                )
+            rows = [
+                {"request_id": request_id, "version_id": version_id, "created_at": at,
+                 "outputs": outputs, "inputs": inputs, "label": None, "labelled_at": None}
+                for request_id, at, outputs, inputs in batch
+            ]  # fmt: skip
+            session.execute(_insert_ignoring_duplicates(session), rows)
 
     def set_labels(self, name: str, labels: dict[str, Any]) -> LabelOutcome:
         """Attach ground truth to logged predictions of model ``name`` by request id."""
@@ -283,3 +269,17 @@ def _version_id(session: Any, version: ModelVersion) -> int:
 
 def _model_id(session: Any, name: str) -> int:
     return model_row(session, name).id
+
+
+def _insert_ignoring_duplicates(session: Any) -> Any:
+    """INSERT that skips rows whose request id is already logged (SQLite and PostgreSQL)."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(PredictionRow).on_conflict_do_nothing()
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert(PredictionRow).on_conflict_do_nothing()
+    return insert(PredictionRow).prefix_with("IGNORE")  # MySQL and kin
