@@ -334,6 +334,27 @@ def test_the_prediction_log_takes_at_most_its_rate(
         assert set(answer.json()["unknown"]) == set(ids) - logged
 
 
+def test_sketches_take_at_most_their_rate(
+    home: Path, breast_cancer: tuple[np.ndarray, np.ndarray]
+) -> None:
+    """Rows beyond sketch_rate are left out of the window (and counted), the rest sketched."""
+    x, _ = breast_cancer
+    settings = settings_for(home, monitor={"sketch_rate": 10})
+    with running_server(settings, ["cancer"]) as server, client(server) as http:
+        for i in range(0, 40, 4):
+            infer(http, x[i : i + 4])
+        served(http, 10)
+        flush(server)
+        (window,) = stored_windows(home)
+        unsketched = scrape(http).value(
+            "shipyard_monitor_unsketched_rows_total", model="cancer", version="1"
+        )
+    assert 8 <= window.rows < 40  # the bucket starts full (10 rows) and refills at 10 a second
+    assert window.rows % 4 == 0  # whole batches
+    assert window.rows + unsketched == 40
+    assert window.stats["requests"] == 10  # every request still counts
+
+
 # 6. A failing monitor never fails a request -----------------------------------------------
 
 

@@ -76,8 +76,14 @@ class MonitorSettings(BaseModel):
     queue_requests: int = Field(
         default=10_000, ge=1, description="Requests waiting to be sketched; beyond, dropped."
     )
+    sketch_rate: float = Field(
+        default=5000.0,
+        ge=0,
+        description="Rows sketched per second per version at most; beyond it batches are "
+        "skipped (counted), so the monitor's cost stays bounded at any traffic.",
+    )
     log_rate: float = Field(
-        default=1000.0,
+        default=500.0,
         ge=0,
         description="Requests logged per second per version at most (the feedback join); beyond "
         "it requests are still sketched, but feedback for them is reported unknown.",

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import socket
 import threading
 import time
@@ -47,9 +46,27 @@ HISTORY_SECONDS = 60.0  # evaluations are kept (for the report) at most this oft
 # batch of observations costs less per row in numpy.
 DRAIN_SECONDS = 0.25
 
-# What observe() queues: (watched, payload, outputs, request id, seconds, epoch time). A
-# plain tuple: the request path pays for nothing it does not need.
-_Observation = tuple["Watched", Any, dict[str, Any], str, float, float]
+# What a batch tap queues: (watched, the batch's inputs as run, its outputs). A plain tuple:
+# the serving path pays for nothing it does not need.
+_Observation = tuple["Watched", Any, dict[str, Any]]
+
+
+@dataclass
+class Bucket:
+    """A token bucket: at most ``rate`` units a second, bursts up to one second's worth."""
+
+    rate: float
+    tokens: float = 0.0
+    refilled: float = 0.0
+
+    def take(self, units: float, now: float) -> bool:
+        if self.tokens < units:
+            self.tokens = min(self.rate, self.tokens + (now - self.refilled) * self.rate)
+            self.refilled = now
+            if self.tokens < units:
+                return False
+        self.tokens -= units
+        return True
 
 
 @dataclass
@@ -63,14 +80,18 @@ class Watched:
     sample_rate: float
     window: Profile | None
     opened: datetime
+    # written by the request path and only read (or swapped) by the worker: cumulative
+    # counters, so that no increment is lost between a read and a reset
     requests: int = 0
     latency_sum: float = 0.0
     latency_max: float = 0.0
+    flushed_requests: int = 0
+    flushed_latency: float = 0.0
     logged: list[tuple[str, float, dict[str, Any], Any]] = field(default_factory=list)
-    log_rate: float = 0.0  # predictions logged per second at most
-    log_allowance: float = 0.0  # token bucket of the prediction log
-    log_refilled: float = 0.0
+    log: Bucket | None = None  # None: outputs are not logged for this model
     unlogged: int = 0  # requests answered beyond the log's rate (their feedback won't join)
+    sketching: Bucket = field(default_factory=lambda: Bucket(float("inf")))
+    unsketched: int = 0  # rows skipped beyond the sketch rate
     last: Evaluation | None = None
     last_saved: float = 0.0
     redacted: frozenset[str] = frozenset()  # columns whose windows keep bin counts only
@@ -78,16 +99,6 @@ class Watched:
 
     def new_window(self) -> Profile | None:
         return self.reference.like(self.redacted) if self.reference else None
-
-    def take_log_allowance(self, wanted: int, now: float) -> int:
-        """How many of ``wanted`` requests the prediction log may take now."""
-        self.log_allowance = min(
-            self.log_rate, self.log_allowance + (now - self.log_refilled) * self.log_rate
-        )
-        self.log_refilled = now
-        granted = min(wanted, int(self.log_allowance))
-        self.log_allowance -= granted
-        return granted
 
 
 class LiveMonitor:
@@ -107,7 +118,7 @@ class LiveMonitor:
         self._lock = threading.Lock()  # watched and flushes: the worker and flush_now callers
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._random = random.Random()
+        self._rng = np.random.default_rng()
         self._thread: threading.Thread | None = None
 
     # Lifecycle ---------------------------------------------------------------------------
@@ -167,9 +178,8 @@ class LiveMonitor:
                 reference.like(redacted) if reference else None,
                 _now(),
                 redacted=redacted,
-                log_rate=self.options.log_rate if model.log_outputs else 0.0,
-                log_allowance=self.options.log_rate if model.log_outputs else 0.0,
-                log_refilled=time.time(),
+                log=_full_bucket(self.options.log_rate) if model.log_outputs else None,
+                sketching=_full_bucket(self.options.sketch_rate),
             )
 
     # The request path --------------------------------------------------------------------
@@ -182,18 +192,43 @@ class LiveMonitor:
         request_id: str,
         seconds: float,
     ) -> None:
-        """Note one answered request; never raises, never blocks."""
+        """Note one answered request (its latency; the log, within its rate); never raises."""
         if not self.enabled:
             return
         try:
             watched = self.watched.get((version.name, version.version))
             if watched is None:
                 return
+            watched.requests += 1
+            watched.latency_sum += seconds
+            if seconds > watched.latency_max:
+                watched.latency_max = seconds
+            if watched.log is None:
+                return
+            if len(watched.logged) < self.options.queue_requests and watched.log.take(
+                1.0, time.monotonic()
+            ):
+                watched.logged.append((request_id, time.time(), outputs, payload))
+            else:
+                watched.unlogged += 1
+        except Exception:  # a monitor bug must not reach the request
+            self.failures += 1
+
+    def observe_batch(self, version: ModelVersion, inputs: Any, outputs: dict[str, Any]) -> None:
+        """A batch as it ran (the runner's tap): queued for the window sketches."""
+        try:
+            watched = self.watched.get((version.name, version.version))
+            if watched is None or watched.window is None:
+                return
+            rows = len(inputs) if isinstance(inputs, list) else len(next(iter(inputs.values())))
+            if not watched.sketching.take(rows, time.monotonic()):
+                watched.unsketched += rows
+                return
             if len(self._queue) >= self.options.queue_requests:
                 self.dropped += 1
                 return
-            self._queue.append((watched, payload, outputs, request_id, seconds, time.time()))
-        except Exception:  # a monitor bug must not reach the request
+            self._queue.append((watched, inputs, outputs))
+        except Exception:
             self.failures += 1
 
     # The worker --------------------------------------------------------------------------
@@ -229,23 +264,16 @@ class LiveMonitor:
                     self._absorb(watched, observations)
 
     def _absorb(self, watched: Watched, observations: list[_Observation]) -> None:
-        watched.requests += len(observations)
-        seconds = [o[4] for o in observations]
-        watched.latency_sum += sum(seconds)
-        watched.latency_max = max(watched.latency_max, max(seconds))
-        if watched.log_rate:
-            granted = watched.take_log_allowance(len(observations), time.time())
-            watched.unlogged += len(observations) - granted
-            watched.logged.extend((o[3], o[5], o[2], o[1]) for o in observations[:granted])
         if watched.window is None:
             return
-        sampled = observations
+        inputs, outputs = _joined(observations, watched.version.signature.inputs[0].name)
         if watched.sample_rate < 1.0:
-            draws = self._random.random
-            sampled = [o for o in observations if draws() < watched.sample_rate]
-            if not sampled:
+            rows = len(next(iter(inputs.values())))
+            keep = np.flatnonzero(self._rng.random(rows) < watched.sample_rate)
+            if not keep.size:
                 return
-        inputs, outputs = _joined(sampled, watched.version.signature.inputs[0].name)
+            inputs = {name: np.asarray(value)[keep] for name, value in inputs.items()}
+            outputs = {name: np.asarray(value)[keep] for name, value in outputs.items()}
         watched.window.update(inputs, outputs)
 
     def flush_now(self, final: bool = False) -> list[Evaluation]:
@@ -298,11 +326,16 @@ class LiveMonitor:
 
     def _write(self, watched: Watched, now: datetime) -> None:
         window = watched.window
-        if watched.requests:
+        requests = watched.requests - watched.flushed_requests
+        if requests:
+            latency = watched.latency_sum - watched.flushed_latency
+            latency_max, watched.latency_max = watched.latency_max, 0.0
+            watched.flushed_requests += requests
+            watched.flushed_latency += latency
             stats = {
-                "requests": watched.requests,
-                "latency_mean_s": watched.latency_sum / watched.requests,
-                "latency_max_s": watched.latency_max,
+                "requests": requests,
+                "latency_mean_s": latency / requests,
+                "latency_max_s": latency_max,
                 "seconds": max((now - watched.opened).total_seconds(), 1e-9),
             }
             profile = (
@@ -324,8 +357,6 @@ class LiveMonitor:
         self._write_log(watched)
         watched.window = watched.new_window()
         watched.opened = now
-        watched.requests = 0
-        watched.latency_sum = watched.latency_max = 0.0
 
     def _compact(self, version: ModelVersion, before: datetime) -> None:
         """Merge this replica's windows that ended before ``before`` into one per hour."""
@@ -346,6 +377,7 @@ class LiveMonitor:
         """The logged requests, redacted, in one bulk insert."""
         if not watched.logged:
             return
+        logged, watched.logged = watched.logged, []  # the request path appends to the new one
         redactor = watched.redactor
         records = [
             (
@@ -354,10 +386,13 @@ class LiveMonitor:
                 redactor.outputs(outputs),
                 redactor.inputs(payload),
             )
-            for request_id, at, outputs, payload in watched.logged
+            for request_id, at, outputs, payload in logged
         ]
-        self.store.add_predictions(watched.version, records)
-        watched.logged = []
+        try:
+            self.store.add_predictions(watched.version, records)
+        except Exception:
+            watched.logged[:0] = logged[-self.options.queue_requests :]  # retried, bounded
+            raise
 
     def flush_predictions(self) -> None:
         """Write what is logged so far (feedback for a request just answered can then join)."""
@@ -375,8 +410,8 @@ def _joined(
     observations: list[_Observation], text_input: str
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The observations' inputs and outputs as one batch."""
-    first_payload, first_outputs = observations[0][1], observations[0][2]
-    if isinstance(first_payload, list):
+    first_inputs, first_outputs = observations[0][1], observations[0][2]
+    if isinstance(first_inputs, list):
         texts: list[Any] = []
         for o in observations:
             texts.extend(o[1])
@@ -384,7 +419,7 @@ def _joined(
     else:
         inputs = {
             name: np.concatenate([np.asarray(o[1][name]) for o in observations])
-            for name in first_payload
+            for name in first_inputs
         }
     outputs = {
         name: np.concatenate([np.asarray(o[2][name]) for o in observations])
@@ -392,6 +427,10 @@ def _joined(
         if not name.startswith("__")
     }
     return inputs, outputs
+
+
+def _full_bucket(rate: float) -> Bucket:
+    return Bucket(rate, tokens=rate, refilled=time.monotonic())
 
 
 def _key(version: ModelVersion) -> Key:

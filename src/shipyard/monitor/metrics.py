@@ -97,7 +97,7 @@ class MonitorCollector(Collector):
                 )
         dropped = CounterMetricFamily(
             "shipyard_monitor_dropped_observations",
-            "Requests not sketched because the monitor's queue was full.",
+            "Batches not sketched because the monitor's queue was full.",
         )
         dropped.add_metric([], self.monitor.dropped)
         unlogged = CounterMetricFamily(
@@ -105,8 +105,14 @@ class MonitorCollector(Collector):
             "Requests answered beyond the prediction log's rate (feedback cannot join them).",
             labels=MV,
         )
+        unsketched = CounterMetricFamily(
+            "shipyard_monitor_unsketched_rows",
+            "Rows served beyond the sketch rate, left out of the drift windows.",
+            labels=MV,
+        )
         for (name, number), watched in list(self.monitor.watched.items()):
             unlogged.add_metric([name, str(number)], watched.unlogged)
+            unsketched.add_metric([name, str(number)], watched.unsketched)
         failures = CounterMetricFamily(
             "shipyard_monitor_failures", "Monitor errors (logged; requests unaffected)."
         )
@@ -124,5 +130,6 @@ class MonitorCollector(Collector):
             rows,
             dropped,
             unlogged,
+            unsketched,
             failures,
         )

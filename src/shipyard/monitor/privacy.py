@@ -31,7 +31,11 @@ class Redactor:
         for name, value in outputs.items():
             if name.startswith("__"):
                 continue  # internal companions such as token counts
-            self._put(record, name, np.asarray(value).tolist())
+            array = np.asarray(value)
+            if array.dtype.kind in "biuf" and name not in self.redacted:
+                record[name] = np.ascontiguousarray(array)  # the database writes arrays as lists
+            else:
+                self._put(record, name, array.tolist())
         return record
 
     def inputs(self, payload: Any) -> list[dict[str, Any]] | None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import orjson
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -58,6 +61,15 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def json_text(value: Any) -> str:
+    """A JSON column's text. Documents holding numpy arrays (the monitor's logged outputs, a
+    busy path) go through orjson, arrays as they are; everything else through json.dumps,
+    which keeps NaN (an input example's missing value) readable by json.loads."""
+    if isinstance(value, dict) and any(isinstance(v, np.ndarray) for v in value.values()):
+        return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    return json.dumps(value)
+
+
 class Database:
     """Owns the engine; hands out sessions that commit on success and roll back on error."""
 
@@ -68,7 +80,7 @@ class Database:
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         lock_dir.mkdir(parents=True, exist_ok=True)
         try:
-            self.engine = create_engine(url)
+            self.engine = create_engine(url, json_serializer=json_text)
         except (ArgumentError, NoSuchModuleError, ImportError) as exc:
             raise InvalidInputError(
                 f"cannot use the database URL {url!r} (SHIPYARD_DB_URL): {exc}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +19,11 @@ from shipyard.settings import BatchingSettings
 
 # (runner, batch, seconds the batch took, stage times) -> None; called on the event loop.
 BatchObserver = Callable[["ModelRunner", list[Pending], float, StageTimes], None]
+# Sees each batch's inputs (as run: joined feeds, or the list of texts) and outputs, in the
+# thread that ran it; the monitor's window sketches come from here, a batch at a time.
+BatchTap = Callable[[Any, dict[str, Any]], None]
+
+log = logging.getLogger("shipyard.runtime")
 
 
 class RunnerState(enum.StrEnum):
@@ -55,6 +61,7 @@ class ModelRunner:
         self.state = RunnerState.LOADING
         self.text = version.kind is ModelKind.TEXT_EMBEDDING
         self._observer = observer
+        self.tap: BatchTap | None = None
         self._last_stage_times = StageTimes(0.0, 0.0, 0.0)
         self.batch_seconds = 0.0  # median warm-up batch time
         self.batcher = Batcher(version.ref, self._run_batch, batching, self._batch_done)
@@ -123,6 +130,7 @@ class ModelRunner:
             texts: list[str] = []
             for pending in batch:
                 texts.extend(pending.payload)
+            ran: Any = texts
             outputs, times = self.predictor.run_batch(texts)
         else:
             first = batch[0].payload
@@ -130,8 +138,14 @@ class ModelRunner:
                 feeds = first
             else:
                 feeds = {name: np.concatenate([p.payload[name] for p in batch]) for name in first}
+            ran = feeds
             outputs, times = self.predictor.run_batch(feeds)
         self._last_stage_times = times
+        if self.tap is not None:
+            try:
+                self.tap(ran, outputs)
+            except Exception:  # whatever taps the batch must not fail it
+                log.exception("a batch tap failed")
         if len(batch) == 1:
             return [outputs]
         total = sum(p.rows for p in batch)
