@@ -12,7 +12,18 @@ from helpers import release_together
 from shipyard import Registry, Settings
 from shipyard.registry.database import BUSY_TIMEOUT_MS, head_revision
 
-TABLES = {"models", "model_versions", "version_files", "aliases", "events", "alembic_version"}
+TABLES = {
+    "models",
+    "model_versions",
+    "version_files",
+    "aliases",
+    "events",
+    "monitor_profiles",
+    "monitor_windows",
+    "monitor_evaluations",
+    "predictions",
+    "alembic_version",
+}
 
 
 def _pragma(registry: Registry, name: str) -> object:

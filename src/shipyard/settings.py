@@ -83,7 +83,7 @@ class MonitorSettings(BaseModel):
         "skipped (counted), so the monitor's cost stays bounded at any traffic.",
     )
     log_rate: float = Field(
-        default=500.0,
+        default=200.0,
         ge=0,
         description="Requests logged per second per version at most (the feedback join); beyond "
         "it requests are still sketched, but feedback for them is reported unknown.",

@@ -42,6 +42,7 @@ Key = tuple[str, int]
 COMPACT_AFTER = timedelta(hours=1)
 COMPACT_BUCKET_S = 3600
 HISTORY_SECONDS = 60.0  # evaluations are kept (for the report) at most this often
+RETENTION_SECONDS = 60.0  # retention and compaction run at most this often
 # The worker wakes this often: each wake costs the request loop a GIL hand-off, and a larger
 # batch of observations costs less per row in numpy.
 DRAIN_SECONDS = 0.25
@@ -120,6 +121,7 @@ class LiveMonitor:
         self._stop = threading.Event()
         self._rng = np.random.default_rng()
         self._thread: threading.Thread | None = None
+        self._upkept = 0.0  # monotonic time of the last retention pass
 
     # Lifecycle ---------------------------------------------------------------------------
 
@@ -242,7 +244,8 @@ class LiveMonitor:
                 self._drain()
                 if time.monotonic() >= next_flush:
                     next_flush = time.monotonic() + self.flush_seconds
-                    self.flush_now()
+                    due = time.monotonic() - self._upkept >= RETENTION_SECONDS
+                    self.flush_now(upkeep=due)
             except Exception:
                 self.failures += 1
                 log.exception("the monitor failed; it carries on")
@@ -276,9 +279,10 @@ class LiveMonitor:
             outputs = {name: np.asarray(value)[keep] for name, value in outputs.items()}
         watched.window.update(inputs, outputs)
 
-    def flush_now(self, final: bool = False) -> list[Evaluation]:
+    def flush_now(self, final: bool = False, upkeep: bool = True) -> list[Evaluation]:
         """Write the open windows and logged predictions, then evaluate every version (the
-        ``final`` flush of a shutdown always keeps its evaluation for the history)."""
+        ``final`` flush of a shutdown always keeps its evaluation for the history); with
+        ``upkeep``, enforce retention and compact old windows too."""
         self._drain()
         now = _now()
         evaluations = []
@@ -291,19 +295,8 @@ class LiveMonitor:
                     log.exception("writing the window of %s failed", watched.version.ref)
                     # kept for the next flush, but bounded while the storage keeps failing
                     del watched.logged[: -self.options.queue_requests]
-            retention = timedelta(days=self.options.retention_days)
-            try:
-                self.store.prune_predictions(retention, self.options.retention_rows)
-                self.store.prune_history(now - retention)
-            except Exception:
-                self.failures += 1
-                log.exception("retention of the monitor's history failed")
-            for watched in self.watched.values():
-                try:
-                    self._compact(watched.version, now - COMPACT_AFTER)
-                except Exception:
-                    self.failures += 1
-                    log.exception("compacting the windows of %s failed", watched.version.ref)
+            if upkeep:
+                self._upkeep(now)
             for watched in self.watched.values():
                 try:
                     watched.last = evaluate_version(
@@ -323,6 +316,22 @@ class LiveMonitor:
                     log.exception("evaluating %s failed", watched.version.ref)
         self.last_flush = time.time()
         return evaluations
+
+    def _upkeep(self, now: datetime) -> None:
+        self._upkept = time.monotonic()
+        retention = timedelta(days=self.options.retention_days)
+        try:
+            self.store.prune_predictions(retention, self.options.retention_rows)
+            self.store.prune_history(now - retention)
+        except Exception:
+            self.failures += 1
+            log.exception("retention of the monitor's history failed")
+        for watched in self.watched.values():
+            try:
+                self._compact(watched.version, now - COMPACT_AFTER)
+            except Exception:
+                self.failures += 1
+                log.exception("compacting the windows of %s failed", watched.version.ref)
 
     def _write(self, watched: Watched, now: datetime) -> None:
         window = watched.window

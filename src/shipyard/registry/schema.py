@@ -164,7 +164,10 @@ class PredictionRow(Base):
     its ground-truth label by request id."""
 
     __tablename__ = "predictions"
-    __table_args__ = (Index("ix_predictions_version_at", "version_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_predictions_version_at", "version_id", "created_at"),
+        Index("ix_predictions_created_at", "created_at"),  # retention deletes by age
+    )
 
     request_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"))

@@ -77,9 +77,11 @@ def upgrade() -> None:
         _version_fk("predictions"),
     )
     op.create_index("ix_predictions_version_at", "predictions", ["version_id", "created_at"])
+    op.create_index("ix_predictions_created_at", "predictions", ["created_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_predictions_created_at", table_name="predictions")
     op.drop_index("ix_predictions_version_at", table_name="predictions")
     op.drop_table("predictions")
     op.drop_index("ix_monitor_evaluations_version_at", table_name="monitor_evaluations")
