@@ -28,6 +28,8 @@ def reference_profile(
     stored = store.get_profile(version)
     if stored is not None:
         return Profile.from_dict(stored)
+    if not version.conversion.get("reference_data"):
+        return None  # nothing to profile, and no file to read (a load has verified them)
     files = registry.read_files(version)
     reference = stored_reference(files)
     if reference is None:
