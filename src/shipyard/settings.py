@@ -77,7 +77,7 @@ class MonitorSettings(BaseModel):
         default=10_000, ge=1, description="Requests waiting to be sketched; beyond, dropped."
     )
     sketch_rate: float = Field(
-        default=5000.0,
+        default=2000.0,
         ge=0,
         description="Rows sketched per second per version at most; beyond it batches are "
         "skipped (counted), so the monitor's cost stays bounded at any traffic.",

@@ -45,7 +45,7 @@ HISTORY_SECONDS = 60.0  # evaluations are kept (for the report) at most this oft
 RETENTION_SECONDS = 60.0  # retention and compaction run at most this often
 # The worker wakes this often: each wake costs the request loop a GIL hand-off, and a larger
 # batch of observations costs less per row in numpy.
-DRAIN_SECONDS = 0.25
+DRAIN_SECONDS = 1.0
 
 # What a batch tap queues: (watched, the batch's inputs as run, its outputs). A plain tuple:
 # the serving path pays for nothing it does not need.
