@@ -8,12 +8,14 @@ fixture runs it too), and the tests skip only when it cannot install them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -407,48 +409,58 @@ def test_prometheus_scrapes_a_server_and_evaluates_the_rules(
         for _ in range(3):
             assert http.post("/v2/models/tiny/infer", json=v2_tiny([[1, 2, 3]])).status_code == 200
         target = server.url.removeprefix("http://")
-        config = tmp_path / "prometheus.yml"
-        config.write_text(
-            json.dumps(
-                {
-                    "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                    "rule_files": [str(rules)],
-                    "scrape_configs": [
-                        {
-                            "job_name": "shipyard",
-                            "metrics_path": "/metrics",
-                            "static_configs": [{"targets": [target]}],
-                        }
-                    ],
-                }
-            ),
-            encoding="utf-8",
-        )
-        port = free_port()
-        log = tmp_path / "prometheus.log"
-        with log.open("wb") as log_file:
-            process = subprocess.Popen(
-                [
-                    tools["prometheus"],
-                    f"--config.file={config}",
-                    f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                    f"--web.listen-address=127.0.0.1:{port}",
+        with running_prometheus(tools, tmp_path, target, rules) as (prom, process, log):
+            _check_prometheus(prom, process, log)
+
+
+@contextlib.contextmanager
+def running_prometheus(
+    tools: dict[str, str], tmp_path: Path, target: str, rules: Path | None = None
+) -> Iterator[tuple[httpx2.Client, subprocess.Popen[bytes], Path]]:
+    """The real prometheus scraping ``target`` every second (and evaluating ``rules``), on a
+    free port with its storage in ``tmp_path``; stopped by its PID on the way out."""
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        json.dumps(
+            {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "rule_files": [str(rules)] if rules is not None else [],
+                "scrape_configs": [
+                    {
+                        "job_name": "shipyard",
+                        "metrics_path": "/metrics",
+                        "static_configs": [{"targets": [target]}],
+                    }
                 ],
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            with httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as prom:
-                _check_prometheus(prom, process, log)
-        finally:
-            if process.poll() is None:
-                os.kill(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.kill(process.pid, signal.SIGKILL)
-                    process.wait(timeout=30)
+            }
+        ),
+        encoding="utf-8",
+    )
+    port = free_port()
+    log = tmp_path / "prometheus.log"
+    with log.open("wb") as log_file:
+        process = subprocess.Popen(
+            [
+                tools["prometheus"],
+                f"--config.file={config}",
+                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        with httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as prom:
+            yield prom, process, log
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait(timeout=30)
 
 
 def _check_prometheus(prom: httpx2.Client, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -533,76 +545,39 @@ def test_prometheus_scrapes_the_monitor_metrics(
             }
             response = http.post("/v2/models/cancer/infer", json=body)
             assert response.status_code == 200, response.text
-        config = tmp_path / "prometheus.yml"
-        config.write_text(
-            json.dumps(
-                {
-                    "global": {"scrape_interval": "1s"},
-                    "scrape_configs": [
-                        {
-                            "job_name": "shipyard",
-                            "static_configs": [{"targets": [server.url.removeprefix("http://")]}],
-                        }
-                    ],
-                }
-            ),
-            encoding="utf-8",
-        )
-        port = free_port()
-        log = tmp_path / "prometheus.log"
-        with log.open("wb") as log_file:
-            process = subprocess.Popen(
-                [
-                    tools["prometheus"],
-                    f"--config.file={config}",
-                    f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                    f"--web.listen-address=127.0.0.1:{port}",
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            with httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as prom:
+        target = server.url.removeprefix("http://")
+        with running_prometheus(tools, tmp_path, target) as (prom, process, log):
 
-                def query(expr: str) -> list[dict[str, Any]]:
-                    if process.poll() is not None:
-                        raise AssertionError(
-                            f"prometheus exited with {process.returncode}:\n"
-                            f"{log.read_text(errors='replace')}"
-                        )
-                    try:
-                        response = prom.get("/api/v1/query", params={"query": expr})
-                    except httpx2.TransportError:
-                        return []
-                    if response.status_code != 200:
-                        return []
-                    result: list[dict[str, Any]] = response.json()["data"]["result"]
-                    return result
-
-                share = wait_for(
-                    lambda: query('shipyard_dataset_drift_share{model="cancer"}'),
-                    "prometheus to scrape shipyard_dataset_drift_share of cancer",
-                )
-                assert [s["metric"]["version"] for s in share] == ["1"]
-                assert 0.0 <= float(share[0]["value"][1]) <= 1.0
-                scores = wait_for(
-                    lambda: query('shipyard_feature_drift_score{model="cancer"}'),
-                    "prometheus to scrape shipyard_feature_drift_score of cancer",
-                )
-                features = {s["metric"]["feature"] for s in scores}
-                assert features == {f"input[{i}]" for i in range(30)}
-                assert {s["metric"]["method"] for s in scores} == {"wasserstein"}
-                rows = wait_for(
-                    lambda: query('shipyard_monitor_window_rows{model="cancer"} == 40'),
-                    "the evaluated window to hold the 40 rows served",
-                )
-                assert len(rows) == 1
-        finally:
-            if process.poll() is None:
-                os.kill(process.pid, signal.SIGTERM)
+            def query(expr: str) -> list[dict[str, Any]]:
+                if process.poll() is not None:
+                    raise AssertionError(
+                        f"prometheus exited with {process.returncode}:\n"
+                        f"{log.read_text(errors='replace')}"
+                    )
                 try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.kill(process.pid, signal.SIGKILL)
-                    process.wait(timeout=30)
+                    response = prom.get("/api/v1/query", params={"query": expr})
+                except httpx2.TransportError:
+                    return []
+                if response.status_code != 200:
+                    return []
+                result: list[dict[str, Any]] = response.json()["data"]["result"]
+                return result
+
+            share = wait_for(
+                lambda: query('shipyard_dataset_drift_share{model="cancer"}'),
+                "prometheus to scrape shipyard_dataset_drift_share of cancer",
+            )
+            assert [s["metric"]["version"] for s in share] == ["1"]
+            assert 0.0 <= float(share[0]["value"][1]) <= 1.0
+            scores = wait_for(
+                lambda: query('shipyard_feature_drift_score{model="cancer"}'),
+                "prometheus to scrape shipyard_feature_drift_score of cancer",
+            )
+            features = {s["metric"]["feature"] for s in scores}
+            assert features == {f"input[{i}]" for i in range(30)}
+            assert {s["metric"]["method"] for s in scores} == {"wasserstein"}
+            rows = wait_for(
+                lambda: query('shipyard_monitor_window_rows{model="cancer"} == 40'),
+                "the evaluated window to hold the 40 rows served",
+            )
+            assert len(rows) == 1
