@@ -124,7 +124,8 @@ def _drift_table(columns: list[ColumnDrift]) -> str:
         verdict = "<span class='drift'>drift</span>" if c.drifted else "<span class='ok'>ok</span>"
         if c.method == "none":
             verdict = "-"
-        others = ", ".join(f"{k} {v:.4g}" for k, v in c.statistics.items() if k != c.method)
+        shown = {c.method, f"{c.method}_p_value"}  # the score column holds the gating figure
+        others = ", ".join(f"{k} {v:.4g}" for k, v in c.statistics.items() if k not in shown)
         rows.append(
             f"<tr><td>{_e(c.column)}</td><td>{c.kind}</td><td>{c.method}</td>"
             f"<td>{c.score:.4g}</td><td>{c.threshold:.4g}</td><td>{verdict}</td>"
