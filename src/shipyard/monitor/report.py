@@ -124,8 +124,9 @@ def _drift_table(columns: list[ColumnDrift]) -> str:
         verdict = "<span class='drift'>drift</span>" if c.drifted else "<span class='ok'>ok</span>"
         if c.method == "none":
             verdict = "-"
-        shown = {c.method, f"{c.method}_p_value"}  # the score column holds the gating figure
-        others = ", ".join(f"{k} {v:.4g}" for k, v in c.statistics.items() if k not in shown)
+        # the score column holds the gating figure: a test's p-value, or a distance
+        shown = f"{c.method}_p_value" if c.method in ("ks", "chi_square") else c.method
+        others = ", ".join(f"{k} {v:.4g}" for k, v in c.statistics.items() if k != shown)
         rows.append(
             f"<tr><td>{_e(c.column)}</td><td>{c.kind}</td><td>{c.method}</td>"
             f"<td>{c.score:.4g}</td><td>{c.threshold:.4g}</td><td>{verdict}</td>"
