@@ -7,7 +7,7 @@ server running and sees all replicas at once.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from shipyard.errors import InvalidInputError
@@ -88,8 +88,3 @@ def _versions(registry: Registry, ref: str) -> list[ModelVersion]:
     if ":" in ref or "@" in ref:
         return [registry.get_version(ref)]
     return registry.list_versions(ref)
-
-
-def since_period(period: str) -> timedelta:
-    now = datetime.now(UTC)
-    return now - parse_since(period, now)

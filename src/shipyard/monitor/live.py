@@ -26,7 +26,12 @@ from typing import Any
 import numpy as np
 
 from shipyard.monitor.drift import Thresholds
-from shipyard.monitor.evaluation import Evaluation, evaluate_version, quality_counts
+from shipyard.monitor.evaluation import (
+    Evaluation,
+    evaluate_version,
+    merged_window,
+    quality_counts,
+)
 from shipyard.monitor.privacy import Redactor
 from shipyard.monitor.profile import Profile
 from shipyard.monitor.references import reference_profile
@@ -452,12 +457,9 @@ def _now() -> datetime:
 
 def merge_windows(windows: list[StoredWindow]) -> StoredWindow:
     """One window covering several of one replica's (sketches and traffic figures added)."""
-    profiles = [Profile.from_dict(w.profile) for w in windows if w.profile.get("columns")]
+    merged = merged_window(None, [w for w in windows if w.profile.get("columns")])
     profile: dict[str, Any] = {"columns": [], "sketches": {}, "rows": 0}
-    if profiles:
-        merged = profiles[0]
-        for other in profiles[1:]:
-            merged.merge(other)
+    if merged is not None:
         profile = merged.to_dict()
     requests = sum(int(w.stats.get("requests", 0)) for w in windows)
     latency_sum = sum(

@@ -78,17 +78,7 @@ class MonitorStore:
 
     def add_window(self, version: ModelVersion, window: StoredWindow) -> None:
         with self.database.session() as session:
-            session.add(
-                WindowRow(
-                    version_id=_version_id(session, version),
-                    replica=window.replica,
-                    started_at=window.started_at,
-                    ended_at=window.ended_at,
-                    rows=window.rows,
-                    profile=window.profile,
-                    stats=window.stats,
-                )
-            )
+            session.add(_window_row(_version_id(session, version), window))
 
     def windows(
         self,
@@ -125,17 +115,7 @@ class MonitorStore:
         """Swap several windows for their merge, in one transaction (readers see either)."""
         with self.database.session() as session:
             session.execute(delete(WindowRow).where(WindowRow.id.in_(ids)))
-            session.add(
-                WindowRow(
-                    version_id=_version_id(session, version),
-                    replica=merged.replica,
-                    started_at=merged.started_at,
-                    ended_at=merged.ended_at,
-                    rows=merged.rows,
-                    profile=merged.profile,
-                    stats=merged.stats,
-                )
-            )
+            session.add(_window_row(_version_id(session, version), merged))
 
     def prune_history(self, before: datetime) -> None:
         """Drop windows and evaluations that ended before ``before`` (retention)."""
@@ -190,7 +170,7 @@ class MonitorStore:
                 select(PredictionRow.request_id)
                 .join(VersionRow, VersionRow.id == PredictionRow.version_id)
                 .where(PredictionRow.request_id.in_(list(labels)))
-                .where(VersionRow.model_id == _model_id(session, name))
+                .where(VersionRow.model_id == model_row(session, name).id)
             )
             matched = [row[0] for row in rows]
             for request_id in matched:
@@ -267,8 +247,16 @@ def _version_id(session: Any, version: ModelVersion) -> int:
     return resolve_row(session, ModelRef(version.name, version=version.version)).id
 
 
-def _model_id(session: Any, name: str) -> int:
-    return model_row(session, name).id
+def _window_row(version_id: int, window: StoredWindow) -> WindowRow:
+    return WindowRow(
+        version_id=version_id,
+        replica=window.replica,
+        started_at=window.started_at,
+        ended_at=window.ended_at,
+        rows=window.rows,
+        profile=window.profile,
+        stats=window.stats,
+    )
 
 
 def _insert_ignoring_duplicates(session: Any) -> Any:
