@@ -467,7 +467,7 @@ def server_benchmark(
         "off_rps": medians["off"],
         "on_rps": medians["on"],
         "on_over_off": medians["on"] / medians["off"],
-        "on_nolog_over_off": medians["on-nolog"] / medians["off"],
+        "on_nolog_over_off": medians.get("on-nolog", float("nan")) / medians["off"],
         "cpu_us_per_request": {
             label: {
                 key: statistics.median(r[f"cpu_us_per_request_{key}"] for r in runs[label])
@@ -618,6 +618,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, help="Shipyard and numpy repeats [5; quick 3].")
     parser.add_argument("--no-evidently", action="store_true")
     parser.add_argument("--no-server", action="store_true")
+    parser.add_argument("--server-only", action="store_true", help="Only the server runs.")
+    parser.add_argument("--rounds", type=int, help="Server rounds [3; quick 1].")
     parser.add_argument("--worker", choices=["shipyard", "naive"], help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--reference", default="reference.npy", help=argparse.SUPPRESS)
@@ -639,8 +641,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="shipyard-bench-monitor-") as tmp:
         data = Path(tmp) / "data"
         data.mkdir()
-        write_data(data, reference_rows, rows, 0 if args.quick else rows)
         me = str(Path(__file__).resolve())
+        if not args.server_only:
+            write_data(data, reference_rows, rows, 0 if args.quick else rows)
 
         def ours(
             rows: int, reference: str = "reference.npy", current: str = "current.npy"
@@ -651,20 +654,21 @@ def main() -> None:
                 "--repeats", str(repeats),
             )  # fmt: skip
 
-        print(f"== drift: {COLUMNS} FP32 columns, {reference_rows:,} reference rows; "
-              f"{expected_drift()} shifted")  # fmt: skip
-        print("  Shipyard ...", flush=True)
-        results["shipyard_1m"] = ours(rows)
-        results["shipyard_100k"] = ours(small)
-        if not args.quick:
-            results["shipyard_1m_ref_1m"] = ours(rows, "reference-big.npy")
-        results["shipyard_1m_mild"] = ours(rows, current="current-mild.npy")
-        print("  numpy ...", flush=True)
-        results["naive_1m"] = run_worker(
-            sys.executable, Path(me), "--worker", "naive", "--data", str(data),
-            "--current-rows", str(rows), "--repeats", str(repeats),
-        )  # fmt: skip
-        if not args.no_evidently:
+        if not args.server_only:
+            print(f"== drift: {COLUMNS} FP32 columns, {reference_rows:,} reference rows; "
+                  f"{expected_drift()} shifted")  # fmt: skip
+            print("  Shipyard ...", flush=True)
+            results["shipyard_1m"] = ours(rows)
+            results["shipyard_100k"] = ours(small)
+            if not args.quick:
+                results["shipyard_1m_ref_1m"] = ours(rows, "reference-big.npy")
+            results["shipyard_1m_mild"] = ours(rows, current="current-mild.npy")
+            print("  numpy ...", flush=True)
+            results["naive_1m"] = run_worker(
+                sys.executable, Path(me), "--worker", "naive", "--data", str(data),
+                "--current-rows", str(rows), "--repeats", str(repeats),
+            )  # fmt: skip
+        if not args.no_evidently and not args.server_only:
             python, about = evidently_python()
             results["evidently_env"] = about
             if python is None:
@@ -692,7 +696,7 @@ def main() -> None:
             print("== server: cancer (GradientBoostingClassifier), wrk -t2 -c16")
             quick = args.quick
             results["server"] = server_benchmark(
-                Path(tmp), rounds=1 if quick else 3, seconds=5 if quick else 10,
+                Path(tmp), rounds=args.rounds or (1 if quick else 3), seconds=5 if quick else 10,
                 warmup=1 if quick else 3, connections=16, flush=10.0,
             )  # fmt: skip
             if results["server"]["monitored_metrics"].get("shipyard_monitor_window_rows", 0) <= 0:
@@ -713,6 +717,13 @@ def main() -> None:
 
 def summarize(results: dict[str, Any]) -> dict[str, Any]:
     summary: dict[str, Any] = {}
+    server = results.get("server")
+    if server:
+        summary["server_on_over_off"] = server["on_over_off"]
+        summary["server_target_met"] = server["on_over_off"] >= TARGET_THROUGHPUT
+        summary["server_on_nolog_over_off"] = server["on_nolog_over_off"]
+    if "shipyard_1m" not in results:
+        return summary
     ours = results["shipyard_1m"]
     summary["shipyard_1m_s"] = ours["seconds"]
     summary["shipyard_under_1s"] = ours["seconds"] < TARGET_SECONDS
@@ -731,15 +742,21 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
         summary[f"evidently_over_shipyard_{size}_rss_delta"] = memory_delta(theirs) / max(
             memory_delta(mine), 1.0
         )
-    server = results.get("server")
-    if server:
-        summary["server_on_over_off"] = server["on_over_off"]
-        summary["server_target_met"] = server["on_over_off"] >= TARGET_THROUGHPUT
-        summary["server_on_nolog_over_off"] = server["on_nolog_over_off"]
     return summary
 
 
 def show(results: dict[str, Any]) -> None:
+    if "shipyard_1m" in results:
+        show_drift(results)
+    show_server(results)
+    print("\n== summary")
+    width = max(len(k) for k in results["summary"])
+    for key, value in results["summary"].items():
+        shown = f"{value:.3f}" if isinstance(value, float) else str(value)
+        print(f"{key:<{width}}  {shown}")
+
+
+def show_drift(results: dict[str, Any]) -> None:
     print("\n== drift evaluation (seconds: median; memory: this process's peak RSS, and its")
     print("   rise over the RSS with the data loaded)")
     print(f"{'':<34}{'seconds':>10}{'peak RSS MB':>13}{'rise MB':>10}  drifted")
@@ -765,6 +782,9 @@ def show(results: dict[str, Any]) -> None:
     if "shipyard_1m_ref_1m" in results:
         print(f"profile of 1M reference rows built in "
               f"{results['shipyard_1m_ref_1m']['profile_build_s']:.3f} s")  # fmt: skip
+
+
+def show_server(results: dict[str, Any]) -> None:
     server = results.get("server")
     if server:
         rounds = len(server["runs"]["on"])
@@ -787,11 +807,6 @@ def show(results: dict[str, Any]) -> None:
                 print(f"  {share:6.1%}  {name}")
         elif spy:
             print(f"py-spy: {spy.get('error')}")
-    print("\n== summary")
-    width = max(len(k) for k in results["summary"])
-    for key, value in results["summary"].items():
-        shown = f"{value:.3f}" if isinstance(value, float) else str(value)
-        print(f"{key:<{width}}  {shown}")
 
 
 def _blas() -> str:
