@@ -508,6 +508,19 @@ def test_feedback_joins_labels_and_performance_follows(
         "f1",
     }
 
+    # Labels coming after an evaluation count at the next flush, not a minute later.
+    wrong = [1 - p for p in labels_of(unlabelled)]
+    late = http.post(
+        "/v2/models/cancer/feedback",
+        json={"request_id": unlabelled.headers["x-request-id"], "label": wrong},
+    )
+    assert late.status_code == 200, late.text
+    served(http, 4)
+    flush(feedback_server)
+    assert scrape(http).value(
+        "shipyard_model_performance", model="cancer", version="1", metric="accuracy"
+    ) == pytest.approx(3 / 8)
+
 
 @pytest.fixture(scope="module")
 def served_ids(
@@ -834,9 +847,11 @@ def test_text_model_windows_watch_length_norm_and_projections(
     expected_total = sum(len(t) for t in MINILM_REFERENCE[:3]) + sum(
         len(t) for t in MINILM_REFERENCE
     )
-    assert sum(s["total"] for s in lengths) == expected_total
+    # moments are kept about the reference's median: each window's raw sum is total + n * shift
+    assert sum(s["total"] + s["count"] * s["shift"] for s in lengths) == expected_total
     for window in windows:
         norms = window.profile["sketches"]["embedding.norm"]
-        assert norms["total"] / norms["count"] == pytest.approx(1.0, abs=1e-4)  # unit vectors
+        mean = norms["shift"] + norms["total"] / norms["count"]
+        assert mean == pytest.approx(1.0, abs=1e-4)  # unit vectors
         projection = window.profile["sketches"]["embedding.projection[0]"]
         assert projection["count"] == window.rows

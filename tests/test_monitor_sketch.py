@@ -203,6 +203,62 @@ def test_numeric_merge_equals_sketch_of_concatenation(distribution: str) -> None
     _check_numeric(window_a, np.concatenate([a, b]))
 
 
+def test_removing_a_merged_window_restores_the_total() -> None:
+    rng = np.random.default_rng(41)
+    reference = NumericSketch.fit(rng.normal(size=2000))
+    old, new, total = reference.like(), reference.like(), reference.like()
+    old.update(np.concatenate([rng.normal(3.0, 2.0, 500), [np.nan, np.inf]]))
+    new.update(rng.normal(size=700))
+    total.merge(old)
+    total.merge(new)
+    total.remove(old)
+    assert total.counts.tolist() == new.counts.tolist()
+    for name in ("count", "missing", "nonfinite", "out_of_range"):
+        assert getattr(total, name) == getattr(new, name), name
+    np.testing.assert_allclose(total.sums, new.sums, rtol=1e-12, atol=1e-9)
+    for name in ("mean", "std"):
+        assert _close(getattr(total, name), getattr(new, name)), name
+
+    categories = CategoricalSketch.fit(np.array(["a", "b", "b", "c"]))
+    seen, later, both = categories.like(), categories.like(), categories.like()
+    seen.update(np.array(["a", "z", None], dtype=object))
+    later.update(np.array(["b", "b"]))
+    both.merge(seen)
+    both.merge(later)
+    both.remove(seen)
+    assert both.to_dict() == later.to_dict()
+
+
+def test_a_sketch_with_extremes_cannot_lose_a_part() -> None:
+    reference = NumericSketch.fit(np.arange(100.0))
+    with pytest.raises(ValueError, match="extremes"):
+        reference.remove(reference.like())
+
+
+def test_std_of_values_far_from_zero_keeps_its_digits() -> None:
+    rng = np.random.default_rng(42)
+    stamps = 1.8e9 + rng.normal(0.0, 1.0, 5000)  # Unix times, one second apart
+    reference = NumericSketch.fit(stamps)
+    assert reference.std == pytest.approx(float(np.std(stamps)), rel=1e-6)
+    window = reference.like()
+    window.update(stamps[:2000] + 0.5)
+    assert window.mean == pytest.approx(float(np.mean(stamps[:2000] + 0.5)), abs=1e-6)
+    assert window.std == pytest.approx(float(np.std(stamps[:2000])), rel=1e-6)
+
+
+def test_sketches_kept_about_different_shifts_merge_exactly() -> None:
+    rng = np.random.default_rng(43)
+    values = rng.normal(50.0, 5.0, 3000)
+    reference = NumericSketch.fit(values)
+    unshifted = NumericSketch.from_dict({**reference.like().to_dict(), "shift": 0.0})
+    unshifted.update(values[:1000])  # a window stored before moments were shifted
+    window = reference.like()
+    window.update(values[1000:])
+    window.merge(unshifted)
+    assert window.mean == pytest.approx(float(values.mean()), rel=1e-12)
+    assert window.std == pytest.approx(float(values.std()), rel=1e-9)
+
+
 def test_numeric_merge_with_an_empty_window_changes_nothing() -> None:
     reference = NumericSketch.fit(np.random.default_rng(5).normal(size=500))
     before = reference.to_dict()
@@ -242,7 +298,7 @@ def _assert_same_numeric(restored: NumericSketch, original: NumericSketch) -> No
     assert restored.sums.tolist() == original.sums.tolist()
     for name in ("count", "missing", "nonfinite", "out_of_range"):
         assert getattr(restored, name) == getattr(original, name), name
-    for name in ("low", "high", "total", "total_sq", "minimum", "maximum", "mean", "std"):
+    for name in ("low", "high", "shift", "total", "total_sq", "minimum", "maximum", "mean", "std"):
         assert _same_float(getattr(restored, name), getattr(original, name)), name
 
 
@@ -459,7 +515,7 @@ def test_profile_of_a_text_embedding_model() -> None:
     lengths = profile.sketches["text.length"]
     assert isinstance(lengths, NumericSketch)
     expected = [len(t.decode() if isinstance(t, bytes) else t) for t in texts]
-    assert _close(lengths.total, float(sum(expected)))
+    assert _close(lengths.mean * lengths.count, float(sum(expected)))
     norms = profile.sketches["embedding.norm"]
     assert isinstance(norms, NumericSketch)
     assert _close(norms.mean, float(np.linalg.norm(embedding.astype(np.float64), axis=1).mean()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -10,13 +11,22 @@ import numpy as np
 
 import shipyard
 from shipyard import Registry
+from shipyard.monitor.evaluation import merged_window
 from shipyard.monitor.live import LiveMonitor, merge_windows
+from shipyard.monitor.period import RecentWindows
 from shipyard.monitor.profile import Profile
 from shipyard.registry.monitoring import MonitorStore, StoredWindow
 
 
 def _version(registry: Registry, classifier: Any, csv: Path) -> Any:
     return shipyard.register(classifier, "cancer", reference_data=csv, registry=registry)
+
+
+def _profiled(registry: Registry, classifier: Any, csv: Path) -> tuple[Any, MonitorStore, Profile]:
+    """The registered classifier, the monitor's store, and the reference profile it got."""
+    version = _version(registry, classifier, csv)
+    store = MonitorStore(registry.database)
+    return version, store, Profile.from_dict(store.get_profile(version) or {})
 
 
 def _window(profile: Profile, rows: np.ndarray, start: datetime, minutes: float) -> StoredWindow:
@@ -37,9 +47,7 @@ def test_old_windows_merge_into_one_per_hour(
     registry: Registry, cancer_classifier: Any, cancer_csv: Path, breast_cancer: Any
 ) -> None:
     x, _ = breast_cancer
-    version = _version(registry, cancer_classifier, cancer_csv)
-    store = MonitorStore(registry.database)
-    profile = Profile.from_dict(store.get_profile(version) or {})
+    version, store, profile = _profiled(registry, cancer_classifier, cancer_csv)
     hour = datetime(2026, 11, 1, 10, tzinfo=UTC)
     old = [_window(profile, x[i * 10 : i * 10 + 10], hour + timedelta(minutes=10 * i), 10)
            for i in range(3)]  # fmt: skip
@@ -96,9 +104,7 @@ def test_history_and_predictions_retention(
     registry: Registry, cancer_classifier: Any, cancer_csv: Path, breast_cancer: Any
 ) -> None:
     x, _ = breast_cancer
-    version = _version(registry, cancer_classifier, cancer_csv)
-    store = MonitorStore(registry.database)
-    profile = Profile.from_dict(store.get_profile(version) or {})
+    version, store, profile = _profiled(registry, cancer_classifier, cancer_csv)
     now = datetime.now(UTC)
     store.add_window(version, _window(profile, x[:3], now - timedelta(days=40), 1))
     store.add_window(version, _window(profile, x[:3], now - timedelta(minutes=3), 1))
@@ -134,3 +140,68 @@ def test_labels_join_by_request_id_within_the_model(
     (record,) = store.predictions(version, labelled_only=True)
     assert (record.request_id, record.label) == ("a", 1)
     assert record.labelled_at is not None
+
+
+def _same_profile(got: Profile | None, want: Profile | None) -> None:
+    assert got is not None
+    assert want is not None
+    assert got.rows == want.rows
+    for name, sketch in want.to_dict()["sketches"].items():
+        mine = got.to_dict()["sketches"][name]
+        for key, value in sketch.items():  # counts exactly, sums up to the order of addition
+            if key in ("sums", "total", "total_sq"):
+                np.testing.assert_allclose(mine[key], value, rtol=1e-9, atol=1e-6, err_msg=name)
+            else:
+                assert mine[key] == value, (name, key)
+
+
+def test_recent_windows_follow_the_period_as_a_full_read_does(
+    registry: Registry, cancer_classifier: Any, cancer_csv: Path, breast_cancer: Any
+) -> None:
+    x, _ = breast_cancer
+    version, store, profile = _profiled(registry, cancer_classifier, cancer_csv)
+    period = timedelta(minutes=30)
+    recent = RecentWindows(store, version, profile, period)
+    now = datetime(2026, 11, 1, 12, tzinfo=UTC)
+
+    def full_read(at: datetime) -> Profile | None:
+        return merged_window(profile, store.windows(version, since=at - period))
+
+    def written(window: StoredWindow, replica: str = "here") -> StoredWindow:
+        window = replace(window, replica=replica)
+        store.add_window(version, window)
+        return window
+
+    for i in range(6):  # two replicas, a window every 5 minutes each, 40 minutes back
+        written(_window(profile, x[i * 7 : i * 7 + 7], now - timedelta(minutes=40 - 5 * i), 5))
+        written(_window(profile, x[100 + i : 103 + i], now - timedelta(minutes=38 - 5 * i), 5), "b")
+    _same_profile(recent.refresh(now), full_read(now))
+    assert recent.requests == sum(
+        w.stats["requests"] for w in store.windows(version, since=now - period)
+    )
+
+    own = _window(profile, x[200:230], now, 1)
+    window_id = store.add_window(version, own)
+    recent.add(window_id, own, Profile.from_dict(own.profile))  # this replica's: not read back
+    later = now + timedelta(minutes=12)  # the oldest windows age out
+    _same_profile(recent.refresh(later), full_read(later))
+
+    other = Profile.from_dict(profile.to_dict())
+    other.columns = other.columns[:-1]  # a window written against an older profile: left out
+    del other.sketches[profile.columns[-1].name]
+    stray = _window(profile, x[300:305], later, 1)
+    written(replace(stray, profile=other.like().to_dict(), rows=0))
+    compacted = store.windows(version, since=later - period, replica="b")[:2]
+    store.replace_windows(version, [w.id for w in compacted if w.id], merge_windows(compacted))
+    even_later = later + timedelta(minutes=2)
+    _same_profile(recent.refresh(even_later), full_read(even_later))
+    assert recent.requests == sum(
+        w.stats["requests"] for w in store.windows(version, since=even_later - period)
+    )
+
+    quiet = even_later + timedelta(hours=2)  # everything aged out: an empty total, no NaN
+    total = recent.refresh(quiet)
+    assert total is not None
+    assert total.rows == 0
+    assert recent.requests == 0
+    assert all(s.count == 0 for s in total.sketches.values())

@@ -83,18 +83,29 @@ def evaluate_version(
     period: timedelta,
     now: datetime,
 ) -> Evaluation:
+    """The last ``period`` of every replica's windows, read and evaluated at once."""
     since = now - period
     windows = store.windows(version, since=since)
-    window = merged_window(reference, windows)
     requests = sum(int(w.stats.get("requests", 0)) for w in windows)
+    window = merged_window(reference, windows)
+    scores = live_performance(store, version, since)
+    return evaluate_window(version, reference, thresholds, window, requests, scores, since, now)
+
+
+def evaluate_window(
+    version: ModelVersion,
+    reference: Profile | None,
+    thresholds: Thresholds,
+    window: Profile | None,
+    requests: int,
+    scores: dict[str, Any],
+    since: datetime,
+    now: datetime,
+) -> Evaluation:
+    """Drift and data quality of merged traffic, with performance already worked out."""
     drift = None
     if reference is not None and window is not None and window.rows:
         drift = evaluate(reference, window, thresholds)
-    task = performance.task_of(version)
-    scores: dict[str, Any] = {}
-    if task != "embedding":
-        labelled = store.predictions(version, since=since, labelled_only=True)
-        scores = performance.performance(version.signature, task, labelled)
     return Evaluation(
         version,
         now,
@@ -106,3 +117,12 @@ def evaluate_version(
         scores,
         window,
     )
+
+
+def live_performance(store: MonitorStore, version: ModelVersion, since: datetime) -> dict[str, Any]:
+    """Performance of the predictions served since ``since`` that have labels by now."""
+    task = performance.task_of(version)
+    if task == "embedding":
+        return {}
+    labelled = store.predictions(version, since=since, labelled_only=True)
+    return performance.performance(version.signature, task, labelled)

@@ -5,7 +5,8 @@ the observation and counts it). A worker thread takes the whole queue every DRAI
 draws the sample, joins the sampled arrays and updates each version's window with one numpy
 pass per column. Every ``flush_seconds`` it writes each window and the logged predictions
 to the database (one bulk insert), enforces retention, and re-evaluates drift over the last
-``window_seconds`` of every replica's windows. The prediction log takes at most
+``window_seconds`` of every replica's windows (reading only those it has not seen before, so
+a flush costs the same an hour into serving as at its start). The prediction log takes at most
 ``log_rate`` requests a second per version, so its cost stays bounded at any traffic.
 Anything failing in the worker is logged and the worker carries on: monitoring never fails
 a request.
@@ -19,7 +20,7 @@ import socket
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,10 +29,12 @@ import numpy as np
 from shipyard.monitor.drift import Thresholds
 from shipyard.monitor.evaluation import (
     Evaluation,
-    evaluate_version,
+    evaluate_window,
+    live_performance,
     merged_window,
     quality_counts,
 )
+from shipyard.monitor.period import RecentWindows
 from shipyard.monitor.privacy import Redactor
 from shipyard.monitor.profile import Profile
 from shipyard.monitor.references import reference_profile
@@ -83,6 +86,7 @@ class Watched:
     reference: Profile | None
     thresholds: Thresholds
     redactor: Redactor
+    recent: RecentWindows
     sample_rate: float
     window: Profile | None
     opened: datetime
@@ -100,6 +104,8 @@ class Watched:
     unsketched: int = 0  # rows skipped beyond the sketch rate
     last: Evaluation | None = None
     last_saved: float = 0.0
+    scores: dict[str, Any] = field(default_factory=dict)  # live performance, as last read
+    scored: float = 0.0  # when; 0: labels came since, read them at the next flush
     redacted: frozenset[str] = frozenset()  # columns whose windows keep bin counts only
     quality_totals: dict[tuple[str, str], int] = field(default_factory=dict)
 
@@ -181,6 +187,9 @@ class LiveMonitor:
                 reference,
                 thresholds,
                 Redactor(model, inputs),
+                RecentWindows(
+                    self.store, version, reference, timedelta(seconds=self.options.window_seconds)
+                ),
                 model.sample_rate if model.sample_rate is not None else self.options.sample_rate,
                 reference.like(redacted) if reference else None,
                 _now(),
@@ -304,23 +313,42 @@ class LiveMonitor:
                 self._upkeep(now)
             for watched in self.watched.values():
                 try:
-                    watched.last = evaluate_version(
-                        self.store,
-                        watched.version,
-                        watched.reference,
-                        watched.thresholds,
-                        timedelta(seconds=self.options.window_seconds),
-                        now,
-                    )
-                    if final or time.time() - watched.last_saved >= HISTORY_SECONDS:
-                        self.store.add_evaluation(watched.version, now, watched.last.to_dict())
-                        watched.last_saved = time.time()
+                    watched.last = self._evaluate(watched, now, final)
                     evaluations.append(watched.last)
                 except Exception:
                     self.failures += 1
                     log.exception("evaluating %s failed", watched.version.ref)
         self.last_flush = time.time()
         return evaluations
+
+    def _evaluate(self, watched: Watched, now: datetime, final: bool) -> Evaluation:
+        """Drift over the period's windows (read incrementally), performance from the labels
+        (read again when labels came, else at most once per HISTORY_SECONDS)."""
+        window = watched.recent.refresh(now)
+        since = now - watched.recent.period
+        if final or time.time() - watched.scored >= HISTORY_SECONDS:
+            watched.scores = live_performance(self.store, watched.version, since)
+            watched.scored = time.time()
+        evaluation = evaluate_window(
+            watched.version,
+            watched.reference,
+            watched.thresholds,
+            window,
+            watched.recent.requests,
+            watched.scores,
+            since,
+            now,
+        )
+        if final or time.time() - watched.last_saved >= HISTORY_SECONDS:
+            self.store.add_evaluation(watched.version, now, evaluation.to_dict())
+            watched.last_saved = time.time()
+        return replace(evaluation, window=None)  # the running total changes under it
+
+    def labels_arrived(self, name: str) -> None:
+        """Feedback for ``name`` was recorded: its performance is read at the next flush."""
+        for watched in list(self.watched.values()):
+            if watched.version.name == name:
+                watched.scored = 0.0
 
     def _upkeep(self, now: datetime) -> None:
         self._upkept = time.monotonic()
@@ -357,12 +385,10 @@ class LiveMonitor:
                 if window is not None
                 else {"columns": [], "sketches": {}, "rows": 0}
             )
-            self.store.add_window(
-                watched.version,
-                StoredWindow(
-                    self.replica, watched.opened, now, window.rows if window else 0, profile, stats
-                ),
+            stored = StoredWindow(
+                self.replica, watched.opened, now, window.rows if window else 0, profile, stats
             )
+            watched.recent.add(self.store.add_window(watched.version, stored), stored, window)
             if window is not None:
                 for column, counts in quality_counts(window).items():
                     for kind, count in counts.items():

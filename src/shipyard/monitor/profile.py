@@ -121,11 +121,13 @@ class Profile:
 
     def like(self, counts_only: frozenset[str] = frozenset()) -> Profile:
         """An empty window with this profile's columns and bins; the columns named in
-        ``counts_only`` (redacted fields) keep bin counts and nothing else."""
+        ``counts_only`` (redacted fields), and those that keep counts only here, keep bin
+        counts and nothing else."""
         sketches: dict[str, Sketch] = {}
         for name, sketch in self.sketches.items():
             if isinstance(sketch, NumericSketch):
-                sketches[name] = sketch.like("counts" if name in counts_only else "window")
+                counts = name in counts_only or sketch.detail == "counts"
+                sketches[name] = sketch.like("counts" if counts else "window")
             else:
                 sketches[name] = sketch.like()
         return Profile(list(self.columns), sketches, 0)
@@ -143,11 +145,21 @@ class Profile:
         self.rows += rows
 
     def merge(self, other: Profile) -> None:
-        if [c.name for c in other.columns] != [c.name for c in self.columns]:
-            raise ValueError("profiles with different columns cannot merge")
+        self._check_columns(other)
         for name, sketch in self.sketches.items():
             sketch.merge(other.sketches[name])  # type: ignore[arg-type]
         self.rows += other.rows
+
+    def remove(self, other: Profile) -> None:
+        """Undo ``merge(other)`` (a window leaving a sliding period)."""
+        self._check_columns(other)
+        for name, sketch in self.sketches.items():
+            sketch.remove(other.sketches[name])  # type: ignore[arg-type]
+        self.rows -= other.rows
+
+    def _check_columns(self, other: Profile) -> None:
+        if [c.name for c in other.columns] != [c.name for c in self.columns]:
+            raise ValueError("profiles with different columns cannot merge")
 
     def columns_of(self, role: str) -> list[Column]:
         return [c for c in self.columns if c.role == role]

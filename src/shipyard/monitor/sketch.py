@@ -4,10 +4,12 @@ A numeric sketch counts values into bins whose edges are quantiles of the refere
 window's sketch has the same bins as its profile's) and keeps, per bin, the sum of its
 values: the bin means let the Wasserstein distance see a shift even past the outer edges.
 It also keeps moments and data-quality counts (missing, non-finite, outside the reference
-range); the reference's range comes from the reference data. A window of served traffic
-keeps no extremes (one request's raw value), and a redacted field's window keeps bin counts
-alone. A categorical sketch counts the reference's top categories, the rest as ``other``,
-and values never seen in the reference.
+range); the reference's range comes from the reference data. The moments are sums of each
+value less a shift near the reference's median (kept by every window of the profile), so
+that the standard deviation of values far from zero, such as timestamps, keeps its digits.
+A window of served traffic keeps no extremes (one request's raw value), and a redacted
+field's window keeps bin counts alone. A categorical sketch counts the reference's top
+categories, the rest as ``other``, and values never seen in the reference.
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ class NumericSketch:
     missing: int = 0  # NaN or None
     nonfinite: int = 0  # +inf or -inf
     out_of_range: int = 0
-    total: float = 0.0
-    total_sq: float = 0.0
+    total: float = 0.0  # sum of (value - shift)
+    total_sq: float = 0.0  # sum of (value - shift) ** 2
+    shift: float = 0.0
     minimum: float = float("inf")
     maximum: float = float("-inf")
     # full: the reference (everything); window: served traffic, no extremes (a minimum or
@@ -53,15 +56,21 @@ class NumericSketch:
             quantiles = np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1])
             edges = np.unique(quantiles)
             low, high = float(finite.min()), float(finite.max())
+            shift = float(quantiles[len(quantiles) // 2]) if quantiles.size else low
         else:  # an all-missing reference column: one bin, no range
-            edges, low, high = np.empty(0), float("nan"), float("nan")
-        sketch = cls.empty(edges, low, high)
+            edges, low, high, shift = np.empty(0), float("nan"), float("nan"), 0.0
+        sketch = cls.empty(edges, low, high, shift=shift)
         sketch.update(array)
         return sketch
 
     @classmethod
     def empty(
-        cls, edges: np.ndarray, low: float, high: float, detail: str = "full"
+        cls,
+        edges: np.ndarray,
+        low: float,
+        high: float,
+        detail: str = "full",
+        shift: float = 0.0,
     ) -> NumericSketch:
         bins = len(edges) + 1
         return cls(
@@ -71,11 +80,12 @@ class NumericSketch:
             low,
             high,
             detail=detail,
+            shift=shift,
         )
 
     def like(self, detail: str = "window") -> NumericSketch:
-        """An empty sketch with the same bins and reference range (a new window)."""
-        return NumericSketch.empty(self.edges, self.low, self.high, detail)
+        """An empty sketch with the same bins, reference range and shift (a new window)."""
+        return NumericSketch.empty(self.edges, self.low, self.high, detail, self.shift)
 
     def update(self, values: Any) -> None:
         array = _as_float(values)
@@ -95,8 +105,9 @@ class NumericSketch:
         self.count += int(finite.size)
         if self.detail != "counts":
             self.sums += np.bincount(index, weights=finite, minlength=len(self.counts))
-            self.total += float(finite.sum())
-            self.total_sq += float(np.dot(finite, finite))
+            centred = finite - self.shift if self.shift else finite
+            self.total += float(centred.sum())
+            self.total_sq += float(np.dot(centred, centred))
         smallest, largest = float(finite.min()), float(finite.max())
         if self.detail == "full":
             self.minimum = min(self.minimum, smallest)
@@ -109,17 +120,32 @@ class NumericSketch:
             self.out_of_range += int(below) + int(above)
 
     def merge(self, other: NumericSketch) -> None:
-        _same_bins(self.edges, other.edges)
-        self.counts += other.counts
-        self.sums += other.sums
-        self.count += other.count
-        self.missing += other.missing
-        self.nonfinite += other.nonfinite
-        self.out_of_range += other.out_of_range
-        self.total += other.total
-        self.total_sq += other.total_sq
+        self._add(other, 1)
         self.minimum = min(self.minimum, other.minimum)
         self.maximum = max(self.maximum, other.maximum)
+
+    def remove(self, other: NumericSketch) -> None:
+        """Undo ``merge(other)``: a sliding window dropping its oldest part. Extremes cannot
+        be taken out, so only a sketch that keeps none can lose a part."""
+        if self.detail == "full":
+            raise ValueError("a sketch that keeps extremes cannot have a part removed")
+        self._add(other, -1)
+
+    def _add(self, other: NumericSketch, sign: int) -> None:
+        _same_bins(self.edges, other.edges)
+        total, total_sq = other.total, other.total_sq
+        if other.shift != self.shift:  # the same sums, taken about this sketch's shift
+            offset = other.shift - self.shift
+            total_sq += 2 * offset * total + other.count * offset**2
+            total += other.count * offset
+        self.counts += sign * other.counts
+        self.sums += sign * other.sums
+        self.count += sign * other.count
+        self.missing += sign * other.missing
+        self.nonfinite += sign * other.nonfinite
+        self.out_of_range += sign * other.out_of_range
+        self.total += sign * total
+        self.total_sq += sign * total_sq
 
     @property
     def rows(self) -> int:
@@ -127,7 +153,7 @@ class NumericSketch:
 
     @property
     def mean(self) -> float:
-        return self.total / self.count if self.count else float("nan")
+        return self.shift + self.total / self.count if self.count else float("nan")
 
     @property
     def std(self) -> float:
@@ -135,7 +161,8 @@ class NumericSketch:
             return float("nan")
         if self.minimum == self.maximum:  # constant: the sums' rounding must not make it vary
             return 0.0
-        variance = max(self.total_sq / self.count - self.mean**2, 0.0)
+        centred_mean = self.total / self.count
+        variance = max(self.total_sq / self.count - centred_mean**2, 0.0)
         return float(np.sqrt(variance))
 
     @property
@@ -168,6 +195,7 @@ class NumericSketch:
             "out_of_range": self.out_of_range,
             "total": self.total,
             "total_sq": self.total_sq,
+            "shift": self.shift,
             "minimum": _json_float(self.minimum),
             "maximum": _json_float(self.maximum),
             "detail": self.detail,
@@ -187,6 +215,7 @@ class NumericSketch:
             out_of_range=int(data["out_of_range"]),
             total=float(data["total"]),
             total_sq=float(data["total_sq"]),
+            shift=float(data.get("shift", 0.0)),  # profiles stored before shifts: raw sums
             minimum=_from_json_float(data["minimum"], float("inf")),
             maximum=_from_json_float(data["maximum"], float("-inf")),
             detail=str(data.get("detail", "full")),
@@ -236,11 +265,18 @@ class CategoricalSketch:
                 self.counts[index] += count
 
     def merge(self, other: CategoricalSketch) -> None:
+        self._add(other, 1)
+
+    def remove(self, other: CategoricalSketch) -> None:
+        """Undo ``merge(other)``."""
+        self._add(other, -1)
+
+    def _add(self, other: CategoricalSketch, sign: int) -> None:
         if other.categories != self.categories:
             raise ValueError("categorical sketches with different categories cannot merge")
-        self.counts += other.counts
-        self.missing += other.missing
-        self.unseen += other.unseen
+        self.counts += sign * other.counts
+        self.missing += sign * other.missing
+        self.unseen += sign * other.unseen
 
     @property
     def rows(self) -> int:

@@ -25,6 +25,8 @@ from shipyard.registry.schema import (
 )
 from shipyard.registry.store import as_utc, model_row, resolve_row, utcnow
 
+_IDS_PER_QUERY = 500  # bound parameters per IN (...): SQLite allows 32,766, some drivers fewer
+
 
 @dataclass(frozen=True)
 class StoredWindow:
@@ -76,9 +78,13 @@ class MonitorStore:
 
     # Windows and evaluations ------------------------------------------------------------
 
-    def add_window(self, version: ModelVersion, window: StoredWindow) -> None:
+    def add_window(self, version: ModelVersion, window: StoredWindow) -> int:
+        """Store a window; returns its id."""
         with self.database.session() as session:
-            session.add(_window_row(_version_id(session, version), window))
+            row = _window_row(_version_id(session, version), window)
+            session.add(row)
+            session.flush()
+            return int(row.id)
 
     def windows(
         self,
@@ -98,18 +104,28 @@ class MonitorStore:
             if replica is not None:
                 query = query.where(WindowRow.replica == replica)
             rows = session.scalars(query.order_by(WindowRow.ended_at, WindowRow.id))
-            return [
-                StoredWindow(
-                    r.replica,
-                    as_utc(r.started_at),
-                    as_utc(r.ended_at),
-                    r.rows,
-                    r.profile,
-                    r.stats,
-                    r.id,
-                )
-                for r in rows
-            ]
+            return [_stored_window(r) for r in rows]
+
+    def window_ids(self, version: ModelVersion, since: datetime) -> set[int]:
+        """The ids of the windows that ended after ``since`` (an index read: no documents)."""
+        with self.database.session() as session:
+            rows = session.execute(
+                select(WindowRow.id)
+                .where(WindowRow.version_id == _version_id(session, version))
+                .where(WindowRow.ended_at > since)
+            )
+            return {row[0] for row in rows}
+
+    def windows_by_id(self, ids: Iterable[int]) -> list[StoredWindow]:
+        """The windows with these ids (those still stored), oldest first."""
+        wanted = list(ids)
+        found: list[StoredWindow] = []
+        with self.database.session() as session:
+            for start in range(0, len(wanted), _IDS_PER_QUERY):
+                chunk = wanted[start : start + _IDS_PER_QUERY]
+                rows = session.scalars(select(WindowRow).where(WindowRow.id.in_(chunk)))
+                found.extend(_stored_window(r) for r in rows)
+        return sorted(found, key=lambda w: (w.ended_at, w.id or 0))
 
     def replace_windows(self, version: ModelVersion, ids: list[int], merged: StoredWindow) -> None:
         """Swap several windows for their merge, in one transaction (readers see either)."""
@@ -241,6 +257,18 @@ class MonitorStore:
                     )
                     dropped += int(getattr(result, "rowcount", 0) or 0)
         return dropped
+
+
+def _stored_window(row: WindowRow) -> StoredWindow:
+    return StoredWindow(
+        row.replica,
+        as_utc(row.started_at),
+        as_utc(row.ended_at),
+        row.rows,
+        row.profile,
+        row.stats,
+        row.id,
+    )
 
 
 def _version_id(session: Any, version: ModelVersion) -> int:

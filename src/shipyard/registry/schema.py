@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -167,6 +168,13 @@ class PredictionRow(Base):
     __table_args__ = (
         Index("ix_predictions_version_at", "version_id", "created_at"),
         Index("ix_predictions_created_at", "created_at"),  # retention deletes by age
+        Index(  # live performance reads only the labelled ones
+            "ix_predictions_labelled",
+            "version_id",
+            "created_at",
+            sqlite_where=text("labelled_at IS NOT NULL"),
+            postgresql_where=text("labelled_at IS NOT NULL"),
+        ),
     )
 
     request_id: Mapped[str] = mapped_column(String(128), primary_key=True)

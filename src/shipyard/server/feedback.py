@@ -35,6 +35,8 @@ def record_feedback(
             raise InvalidInputError(f"label for request {request_id!r}: {exc.message}") from None
     monitor.flush_predictions()  # so that a request answered a moment ago can join
     outcome = MonitorStore(registry.database).set_labels(name, labels)
+    if outcome.matched:
+        monitor.labels_arrived(name)
     return {"model": name, "matched": len(outcome.matched), "unknown": outcome.unknown}
 
 
