@@ -8,6 +8,7 @@ once /metrics has counted every request (the server observes a request before it
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import time
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx2
 import numpy as np
 import pytest
@@ -281,6 +283,52 @@ def test_a_clean_shutdown_writes_what_is_pending(
 
 
 # 5. Sampling -------------------------------------------------------------------------------
+
+
+def test_requests_sharing_a_batch_are_logged_one_by_one(
+    home: Path, breast_cancer: tuple[np.ndarray, np.ndarray], feature_names: list[str]
+) -> None:
+    """The log is taken a batch at a time: each request of a batch gets its own record,
+    with its own rows of the inputs and outputs."""
+    x, _ = breast_cancer
+    sizes = [1 + i % 3 for i in range(12)]
+    starts = np.cumsum([0, *sizes[:-1]])
+    base = settings_for(home, model_monitoring={"cancer": {"log_inputs": True}})
+    batching = base.batching.model_copy(update={"max_batch_delay_ms": 200, "inline_below_ms": 0})
+    settings = base.model_copy(update={"batching": batching})
+    with running_server(settings, ["cancer"]) as server, client(server) as http:
+        before = scrape(http).value("shipyard_batch_size_rows_count", model="cancer", version="1")
+        answers = asyncio.run(
+            _burst(server.url, [x[s : s + n] for s, n in zip(starts, sizes, strict=True)])
+        )
+        served(http, len(sizes))
+        batches = (
+            scrape(http).value("shipyard_batch_size_rows_count", model="cancer", version="1")
+            - before
+        )
+        flush(server)
+    assert batches < len(sizes)  # some requests shared a batch
+    logged = {p.request_id: p for p in stored_predictions(home)}
+    assert len(logged) == len(sizes)
+    for (request_id, document), start, size in zip(answers, starts, sizes, strict=True):
+        record = logged[request_id]
+        answered = {o["name"]: o["data"] for o in document["outputs"]}
+        assert np.ravel(record.outputs["label"]).tolist() == answered["label"]
+        assert len(record.inputs) == size
+        for row, sent in zip(record.inputs, x[start : start + size], strict=True):
+            assert row[feature_names[0]] == pytest.approx(sent[0], rel=1e-6)
+
+
+async def _burst(url: str, batches: list[np.ndarray]) -> list[tuple[str, dict[str, Any]]]:
+    """Every request at once; each answer's request id and document, in order."""
+    async with aiohttp.ClientSession(url) as session:
+
+        async def one(rows: np.ndarray) -> tuple[str, dict[str, Any]]:
+            async with session.post("/v2/models/cancer/infer", json=v2_rows(rows)) as answer:
+                assert answer.status == 200, await answer.text()
+                return answer.headers["x-request-id"], await answer.json()
+
+        return list(await asyncio.gather(*(one(rows) for rows in batches)))
 
 
 def test_a_zero_sample_rate_still_logs_predictions(

@@ -74,10 +74,13 @@ class MonitorSettings(BaseModel):
     )
     sample_rate: float = Field(default=1.0, ge=0, le=1, description="Share of requests sketched.")
     queue_requests: int = Field(
-        default=10_000, ge=1, description="Requests waiting to be sketched; beyond, dropped."
+        default=20_000,
+        ge=1,
+        description="Batches waiting to be sketched, and requests waiting to be logged, until "
+        "the next flush; beyond, dropped (counted).",
     )
     sketch_rate: float = Field(
-        default=2000.0,
+        default=1000.0,
         ge=0,
         description="Rows sketched per second per version at most; beyond it batches are "
         "skipped (counted), so the monitor's cost stays bounded at any traffic.",

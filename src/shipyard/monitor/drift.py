@@ -247,6 +247,15 @@ def psi(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:
     return float(np.sum((q - p) * np.log(q / p)))
 
 
+def warm_up() -> None:
+    """Import and first-call SciPy's distributions now: about a second of CPU, all of it
+    holding the GIL. A server does this while loading a model, not on its first flush,
+    where it would stall every request for that second."""
+    counts = np.array([3.0, 5.0, 2.0])
+    ks_test(counts, counts[::-1])
+    chi_square(counts, counts[::-1])
+
+
 def ks_test(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[float, float]:
     """Two-sample KS on binned data: the largest gap between the binned CDFs, and its p-value
     from the Kolmogorov distribution at n*m/(n+m) (SciPy's asymptotic two-sided method).

@@ -1,31 +1,42 @@
 """The live monitor of a server: served traffic into windows, off the request path.
 
-``observe`` is all the request path pays: an append to a bounded queue (a full queue drops
-the observation and counts it). A worker thread takes the whole queue every DRAIN_SECONDS,
-draws the sample, joins the sampled arrays and updates each version's window with one numpy
-pass per column. Every ``flush_seconds`` it writes each window and the logged predictions
-to the database (one bulk insert), enforces retention, and re-evaluates drift over the last
-``window_seconds`` of every replica's windows (reading only those it has not seen before, so
-a flush costs the same an hour into serving as at its start). The prediction log takes at most
-``log_rate`` requests a second per version, so its cost stays bounded at any traffic.
+``observe_batch``, the runner's tap, is all the request path pays, once per batch: two
+token buckets and an append or two (a full queue drops the batch and counts it). Request
+counts and latencies come from the server's own metrics, read at each flush, so a request
+costs the monitor nothing of its own.
+
+A worker thread wakes every ``flush_seconds`` (default 10): it draws the sample from the
+queued batches, joins them and updates each version's window with one numpy pass per
+column, writes each window and the logged predictions to the database, enforces retention,
+and re-evaluates drift over the last ``window_seconds`` of every replica's windows (reading
+only those it has not seen before, so a flush costs the same an hour into serving as at its
+start). The worker does its work in few, large steps on purpose: every call that lets go of
+the GIL (a numpy operation on a large array, one SQLite step) hands the GIL back to the
+request loop and costs both threads a switch, so rows are sketched ten seconds' worth at a
+time and the log is written a few hundred rows per statement. The prediction log takes at
+most ``log_rate`` requests a second per version, so its cost stays bounded at any traffic.
 Anything failing in the worker is logged and the worker carries on: monitoring never fails
 a request.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import logging
 import os
 import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 
+from shipyard.monitor import drift
 from shipyard.monitor.drift import Thresholds
 from shipyard.monitor.evaluation import (
     Evaluation,
@@ -40,6 +51,8 @@ from shipyard.monitor.profile import Profile
 from shipyard.monitor.references import reference_profile
 from shipyard.registry import ModelVersion, Registry
 from shipyard.registry.monitoring import MonitorStore, StoredWindow
+from shipyard.runtime.batcher import Pending
+from shipyard.runtime.runner import split_rows
 from shipyard.settings import Settings
 
 log = logging.getLogger("shipyard.monitor")
@@ -51,13 +64,20 @@ COMPACT_AFTER = timedelta(hours=1)
 COMPACT_BUCKET_S = 3600
 HISTORY_SECONDS = 60.0  # evaluations are kept (for the report) at most this often
 RETENTION_SECONDS = 60.0  # retention and compaction run at most this often
-# The worker wakes this often: each wake costs the request loop a GIL hand-off, and a larger
-# batch of observations costs less per row in numpy.
-DRAIN_SECONDS = 1.0
+# Queued batches sketched at a time before the worker hands the GIL back to the request
+# loop. Each chunk costs a numpy pass per column, and every numpy call on more than a few
+# hundred values lets go of the GIL (a switch for both threads): a flush's worth of batches
+# at the default rates is one chunk, a backlog several.
+DRAIN_CHUNK = 16384
 
 # What a batch tap queues: (watched, the batch's inputs as run, its outputs). A plain tuple:
 # the serving path pays for nothing it does not need.
 _Observation = tuple["Watched", Any, dict[str, Any]]
+# A logged batch: (its requests' ids, their rows, when, the batch's inputs, its outputs);
+# split into one record per request by the worker.
+_LoggedBatch = tuple[list[bytes], list[int], float, Any, dict[str, Any]]
+# A version's requests so far and their seconds in all (the server's request metrics).
+Traffic = Callable[[ModelVersion], tuple[int, float]]
 
 
 @dataclass
@@ -90,14 +110,12 @@ class Watched:
     sample_rate: float
     window: Profile | None
     opened: datetime
-    # written by the request path and only read (or swapped) by the worker: cumulative
-    # counters, so that no increment is lost between a read and a reset
-    requests: int = 0
-    latency_sum: float = 0.0
-    latency_max: float = 0.0
+    # the traffic figures as of the last window written (they are cumulative)
     flushed_requests: int = 0
     flushed_latency: float = 0.0
-    logged: list[tuple[str, float, dict[str, Any], Any]] = field(default_factory=list)
+    # written by the request path, swapped for an empty list by the worker
+    logged: list[_LoggedBatch] = field(default_factory=list)
+    logged_requests: int = 0
     log: Bucket | None = None  # None: outputs are not logged for this model
     unlogged: int = 0  # requests answered beyond the log's rate (their feedback won't join)
     sketching: Bucket = field(default_factory=lambda: Bucket(float("inf")))
@@ -114,12 +132,16 @@ class Watched:
 
 
 class LiveMonitor:
-    def __init__(self, registry: Registry, settings: Settings) -> None:
+    def __init__(
+        self, registry: Registry, settings: Settings, traffic: Traffic | None = None
+    ) -> None:
         self.registry = registry
         self.settings = settings
+        self.traffic = traffic or (lambda version: (0, 0.0))
         self.options = settings.monitor
         self.enabled = self.options.enabled
         self.flush_seconds = settings.flush_seconds
+        self.queue_limit = self.options.queue_requests
         self.store = MonitorStore(registry.database)
         self.replica = self.options.replica or f"{socket.gethostname()}:{os.getpid()}"
         self.watched: dict[Key, Watched] = {}
@@ -128,7 +150,6 @@ class LiveMonitor:
         self.last_flush = time.time()
         self._queue: deque[_Observation] = deque()
         self._lock = threading.Lock()  # watched and flushes: the worker and flush_now callers
-        self._wake = threading.Event()
         self._stop = threading.Event()
         self._rng = np.random.default_rng()
         self._thread: threading.Thread | None = None
@@ -145,7 +166,6 @@ class LiveMonitor:
         """Stop the worker after a last flush, so a clean shutdown loses nothing."""
         if self._thread is not None:
             self._stop.set()
-            self._wake.set()
             self._thread.join(timeout=30)
             self._thread = None
         elif self.enabled:
@@ -163,6 +183,7 @@ class LiveMonitor:
 
     def _watch(self, version: ModelVersion) -> None:
         key = (version.name, version.version)
+        drift.warm_up()
         try:
             reference = reference_profile(self.registry, version)
         except Exception:
@@ -197,69 +218,57 @@ class LiveMonitor:
                 log=_full_bucket(self.options.log_rate) if model.log_outputs else None,
                 sketching=_full_bucket(self.options.sketch_rate),
             )
+            watched = self.watched[key]
+            watched.flushed_requests, watched.flushed_latency = self.traffic(version)
 
     # The request path --------------------------------------------------------------------
 
-    def observe(
-        self,
-        version: ModelVersion,
-        payload: Any,
-        outputs: dict[str, Any],
-        request_id: str,
-        seconds: float,
-    ) -> None:
-        """Note one answered request (its latency; the log, within its rate); never raises."""
-        if not self.enabled:
-            return
-        try:
-            watched = self.watched.get((version.name, version.version))
-            if watched is None:
-                return
-            watched.requests += 1
-            watched.latency_sum += seconds
-            if seconds > watched.latency_max:
-                watched.latency_max = seconds
-            if watched.log is None:
-                return
-            if len(watched.logged) < self.options.queue_requests and watched.log.take(
-                1.0, time.monotonic()
-            ):
-                watched.logged.append((request_id, time.time(), outputs, payload))
-            else:
-                watched.unlogged += 1
-        except Exception:  # a monitor bug must not reach the request
-            self.failures += 1
+    def tap(self, version: ModelVersion) -> Callable[[list[Pending], Any, dict[str, Any]], None]:
+        """The runner's batch tap for a watched version (one that ignores batches if the
+        version could not be watched)."""
+        watched = self.watched.get((version.name, version.version))
+        if watched is None:
+            return _ignore
+        return functools.partial(self._observe_batch, watched)
 
-    def observe_batch(self, version: ModelVersion, inputs: Any, outputs: dict[str, Any]) -> None:
-        """A batch as it ran (the runner's tap): queued for the window sketches."""
+    def _observe_batch(
+        self, watched: Watched, batch: list[Pending], inputs: Any, outputs: dict[str, Any]
+    ) -> None:
+        """A batch as it ran: queued for the window sketches and the prediction log, each
+        within its rate; never raises. The request path pays this once per batch, and a
+        model faster than a thread hop runs every request as its own batch: it is kept to a
+        clock read and two token buckets for the usual batch, one beyond both rates."""
         try:
-            watched = self.watched.get((version.name, version.version))
-            if watched is None or watched.window is None:
+            now = time.monotonic()
+            log = watched.log
+            if log is not None:
+                requests = len(batch)
+                if watched.logged_requests < self.queue_limit and log.take(requests, now):
+                    watched.logged.append(
+                        ([p.request_id for p in batch], [p.rows for p in batch], time.time(),
+                         inputs, outputs)
+                    )  # fmt: skip
+                    watched.logged_requests += requests
+                else:
+                    watched.unlogged += requests
+            if watched.window is None:
                 return
             rows = len(inputs) if isinstance(inputs, list) else len(next(iter(inputs.values())))
-            if not watched.sketching.take(rows, time.monotonic()):
+            if not watched.sketching.take(rows, now):
                 watched.unsketched += rows
-                return
-            if len(self._queue) >= self.options.queue_requests:
+            elif len(self._queue) < self.queue_limit:
+                self._queue.append((watched, inputs, outputs))
+            else:
                 self.dropped += 1
-                return
-            self._queue.append((watched, inputs, outputs))
-        except Exception:
+        except Exception:  # a monitor bug must not reach the request
             self.failures += 1
 
     # The worker --------------------------------------------------------------------------
 
     def _work(self) -> None:
-        next_flush = time.monotonic() + self.flush_seconds
-        while not self._stop.is_set():
-            self._wake.wait(timeout=min(DRAIN_SECONDS, self.flush_seconds))
-            self._wake.clear()
+        while not self._stop.wait(timeout=self.flush_seconds):
             try:
-                self._drain()
-                if time.monotonic() >= next_flush:
-                    next_flush = time.monotonic() + self.flush_seconds
-                    due = time.monotonic() - self._upkept >= RETENTION_SECONDS
-                    self.flush_now(upkeep=due)
+                self.flush_now(upkeep=time.monotonic() - self._upkept >= RETENTION_SECONDS)
             except Exception:
                 self.failures += 1
                 log.exception("the monitor failed; it carries on")
@@ -269,16 +278,20 @@ class LiveMonitor:
             log.exception("the monitor's last flush failed")
 
     def _drain(self) -> None:
-        taken: dict[int, list[_Observation]] = {}
+        """Sketch the queued batches, DRAIN_CHUNK at a time, letting the request loop have
+        the GIL between chunks."""
         queue = self._queue
-        for _ in range(len(queue)):
-            observation = queue.popleft()
-            taken.setdefault(id(observation[0]), []).append(observation)
-        with self._lock:
-            for observations in taken.values():
-                watched = observations[0][0]
-                if self.watched.get(_key(watched.version)) is watched:
-                    self._absorb(watched, observations)
+        while queue:
+            taken: dict[int, list[_Observation]] = {}
+            for _ in range(min(len(queue), DRAIN_CHUNK)):
+                observation = queue.popleft()
+                taken.setdefault(id(observation[0]), []).append(observation)
+            with self._lock:
+                for observations in taken.values():
+                    watched = observations[0][0]
+                    if self.watched.get(_key(watched.version)) is watched:
+                        self._absorb(watched, observations)
+            time.sleep(0)  # hand the GIL over
 
     def _absorb(self, watched: Watched, observations: list[_Observation]) -> None:
         if watched.window is None:
@@ -308,7 +321,7 @@ class LiveMonitor:
                     self.failures += 1
                     log.exception("writing the window of %s failed", watched.version.ref)
                     # kept for the next flush, but bounded while the storage keeps failing
-                    del watched.logged[: -self.options.queue_requests]
+                    del watched.logged[: -self.queue_limit]
             if upkeep:
                 self._upkeep(now)
             for watched in self.watched.values():
@@ -368,16 +381,14 @@ class LiveMonitor:
 
     def _write(self, watched: Watched, now: datetime) -> None:
         window = watched.window
-        requests = watched.requests - watched.flushed_requests
-        if requests:
-            latency = watched.latency_sum - watched.flushed_latency
-            latency_max, watched.latency_max = watched.latency_max, 0.0
-            watched.flushed_requests += requests
-            watched.flushed_latency += latency
+        served, seconds = self.traffic(watched.version)
+        requests = served - watched.flushed_requests
+        if requests > 0:
+            latency = seconds - watched.flushed_latency
+            watched.flushed_requests, watched.flushed_latency = served, seconds
             stats = {
                 "requests": requests,
                 "latency_mean_s": latency / requests,
-                "latency_max_s": latency_max,
                 "seconds": max((now - watched.opened).total_seconds(), 1e-9),
             }
             profile = (
@@ -414,24 +425,32 @@ class LiveMonitor:
                 self.store.replace_windows(version, [w.id for w in windows if w.id], merged)
 
     def _write_log(self, watched: Watched) -> None:
-        """The logged requests, redacted, in one bulk insert."""
+        """The logged requests, one record each, redacted, in one bulk insert."""
         if not watched.logged:
             return
         logged, watched.logged = watched.logged, []  # the request path appends to the new one
+        watched.logged_requests = 0
         redactor = watched.redactor
-        records = [
-            (
-                request_id,
-                datetime.fromtimestamp(at, UTC),
-                redactor.outputs(outputs),
-                redactor.inputs(payload),
-            )
-            for request_id, at, outputs, payload in logged
-        ]
+        records = []
+        for request_ids, rows, at, inputs, outputs in logged:
+            served_at = datetime.fromtimestamp(at, UTC)
+            for request_id, (request_inputs, request_outputs) in zip(
+                request_ids, _split(rows, inputs, outputs), strict=True
+            ):
+                records.append(
+                    (
+                        request_id.decode(errors="replace"),
+                        served_at,
+                        redactor.outputs(request_outputs),
+                        redactor.inputs(request_inputs),
+                    )
+                )
         try:
             self.store.add_predictions(watched.version, records)
         except Exception:
-            watched.logged[:0] = logged[-self.options.queue_requests :]  # retried, bounded
+            kept = logged[-self.queue_limit :]  # retried, bounded
+            watched.logged[:0] = kept
+            watched.logged_requests += sum(len(batch[0]) for batch in kept)
             raise
 
     def flush_predictions(self) -> None:
@@ -456,17 +475,32 @@ def _joined(
         for o in observations:
             texts.extend(o[1])
         inputs: dict[str, Any] = {text_input: np.asarray(texts, dtype=object)}
-    else:
-        inputs = {
-            name: np.concatenate([np.asarray(o[1][name]) for o in observations])
-            for name in first_inputs
-        }
+    else:  # the runner's feeds and outputs are arrays already
+        inputs = {name: np.concatenate([o[1][name] for o in observations]) for name in first_inputs}
     outputs = {
-        name: np.concatenate([np.asarray(o[2][name]) for o in observations])
+        name: np.concatenate([o[2][name] for o in observations])
         for name in first_outputs
         if not name.startswith("__")
     }
     return inputs, outputs
+
+
+def _split(
+    rows: list[int], inputs: Any, outputs: dict[str, Any]
+) -> list[tuple[Any, dict[str, Any]]]:
+    """A batch's inputs and outputs, one part per request."""
+    if len(rows) == 1:
+        return [(inputs, outputs)]
+    if isinstance(inputs, list):  # a text model's strings
+        starts = np.cumsum([0, *rows]).tolist()
+        input_parts: list[Any] = [inputs[a:b] for a, b in itertools.pairwise(starts)]
+    else:
+        input_parts = split_rows(inputs, rows)
+    return list(zip(input_parts, split_rows(outputs, rows), strict=True))
+
+
+def _ignore(batch: list[Pending], inputs: Any, outputs: dict[str, Any]) -> None:
+    pass
 
 
 def _full_bucket(rate: float) -> Bucket:
@@ -494,7 +528,6 @@ def merge_windows(windows: list[StoredWindow]) -> StoredWindow:
     stats = {
         "requests": requests,
         "latency_mean_s": latency_sum / requests if requests else 0.0,
-        "latency_max_s": max(float(w.stats.get("latency_max_s", 0.0)) for w in windows),
         "seconds": sum(float(w.stats.get("seconds", 0.0)) for w in windows),
     }
     return StoredWindow(

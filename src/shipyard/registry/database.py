@@ -65,6 +65,8 @@ def json_text(value: Any) -> str:
     """A JSON column's text. Documents holding numpy arrays (the monitor's logged outputs, a
     busy path) go through orjson, arrays as they are; everything else through json.dumps,
     which keeps NaN (an input example's missing value) readable by json.loads."""
+    if value is None:  # a prediction logged without its inputs: the commonest value here
+        return "null"
     if isinstance(value, dict) and any(isinstance(v, np.ndarray) for v in value.values()):
         return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
     return json.dumps(value)

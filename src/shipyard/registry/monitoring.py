@@ -6,12 +6,13 @@ server replica writes its own windows, so a reader merges all replicas' windows 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Table, bindparam, delete, func, select, text, update
 
 from shipyard.registry.database import Database
 from shipyard.registry.domain import ModelVersion
@@ -25,6 +26,12 @@ from shipyard.registry.schema import (
 )
 from shipyard.registry.store import as_utc, model_row, resolve_row, utcnow
 
+# Logged predictions go in several rows per INSERT: SQLite runs (and lets go of the GIL
+# for) one step per statement, where an executemany takes one per row, and each of those
+# hands the GIL to the request loop. 128 rows of 5 values stay within the 999 values per
+# statement of SQLite's oldest limit; chunk sizes are powers of two, so that SQLAlchemy
+# compiles each size once and reuses it.
+_ROWS_PER_INSERT = 128
 _IDS_PER_QUERY = 500  # bound parameters per IN (...): SQLite allows 32,766, some drivers fewer
 
 
@@ -171,12 +178,23 @@ class MonitorStore:
             return
         with self.database.session() as session:
             version_id = _version_id(session, version)
+            # label and labelled_at are left to their default, NULL: nothing to encode
             rows = [
                 {"request_id": request_id, "version_id": version_id, "created_at": at,
-                 "outputs": outputs, "inputs": inputs, "label": None, "labelled_at": None}
+                 "outputs": outputs, "inputs": inputs}
                 for request_id, at, outputs, inputs in batch
             ]  # fmt: skip
-            session.execute(_insert_ignoring_duplicates(session), rows)
+            dialect = session.get_bind().dialect.name
+            start = 0
+            while start < len(rows):
+                size = _chunk_size(len(rows) - start)
+                params = {
+                    f"{name}_{i}": value
+                    for i, row in enumerate(rows[start : start + size])
+                    for name, value in row.items()
+                }
+                session.execute(_multirow_insert(dialect, size), params)
+                start += size
 
     def set_labels(self, name: str, labels: dict[str, Any]) -> LabelOutcome:
         """Attach ground truth to logged predictions of model ``name`` by request id."""
@@ -287,15 +305,30 @@ def _window_row(version_id: int, window: StoredWindow) -> WindowRow:
     )
 
 
-def _insert_ignoring_duplicates(session: Any) -> Any:
-    """INSERT that skips rows whose request id is already logged (SQLite and PostgreSQL)."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+def _chunk_size(remaining: int) -> int:
+    """The rows of the next INSERT: _ROWS_PER_INSERT, or the largest power of two left."""
+    return min(_ROWS_PER_INSERT, 1 << (remaining.bit_length() - 1))
 
-        return sqlite_insert(PredictionRow).on_conflict_do_nothing()
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 
-        return postgresql_insert(PredictionRow).on_conflict_do_nothing()
-    return insert(PredictionRow).prefix_with("IGNORE")  # MySQL and kin
+_LOGGED_COLUMNS = ("request_id", "version_id", "created_at", "outputs", "inputs")
+
+
+@functools.cache
+def _multirow_insert(dialect: str, rows: int) -> Any:
+    """INSERT of ``rows`` logged predictions, binding ``<column>_<i>``, that skips a request
+    id already logged (SQLite, PostgreSQL; MySQL's IGNORE). Written as text: SQLAlchemy does
+    not cache the compiled form of a multi-row VALUES and would build it at every call; a
+    text statement compiles once, and its typed binds still encode JSON and timestamps."""
+    table = cast(Table, PredictionRow.__table__)
+    rows_sql = ", ".join(
+        "(" + ", ".join(f":{name}_{i}" for name in _LOGGED_COLUMNS) + ")" for i in range(rows)
+    )
+    head = "INSERT IGNORE INTO" if dialect == "mysql" else "INSERT INTO"
+    tail = "" if dialect == "mysql" else " ON CONFLICT DO NOTHING"
+    sql = f"{head} {table.name} ({', '.join(_LOGGED_COLUMNS)}) VALUES {rows_sql}{tail}"
+    binds = [
+        bindparam(f"{name}_{i}", type_=table.c[name].type)
+        for i in range(rows)
+        for name in _LOGGED_COLUMNS
+    ]
+    return text(sql).bindparams(*binds)

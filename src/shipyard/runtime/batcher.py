@@ -36,6 +36,7 @@ class Pending:
     deadline: float | None  # loop time
     started: float = field(default=0.0)  # loop time its batch began
     queued: bool = field(default=True)  # still counted in the queue's rows
+    request_id: bytes = b""  # the caller's id for it, for whoever taps the batches
 
 
 # Runs in the batcher's worker thread: one batch in, one result per request out.
@@ -73,7 +74,9 @@ class Batcher:
     def in_flight(self) -> int:
         return self.queued_requests + self.running_requests
 
-    def submit(self, payload: Any, rows: int, deadline: float | None) -> asyncio.Future[Any]:
+    def submit(
+        self, payload: Any, rows: int, deadline: float | None, request_id: bytes = b""
+    ) -> asyncio.Future[Any]:
         """Queue one request; the future resolves to its share of the batch's result."""
         if self._closing:
             raise OverloadedError(f"{self.name} is being unloaded; retry", retry_after_s=0.1)
@@ -84,7 +87,9 @@ class Batcher:
                 retry_after_s=1.0,
             )
         loop = asyncio.get_running_loop()
-        pending = Pending(payload, rows, loop.create_future(), loop.time(), deadline)
+        pending = Pending(
+            payload, rows, loop.create_future(), loop.time(), deadline, request_id=request_id
+        )
         if self.inline and not self.queued_requests and not self.running_requests:
             self._run_now(loop, [pending])  # idle and cheap: no queue, no worker round trip
             return pending.future

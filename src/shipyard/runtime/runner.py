@@ -19,9 +19,10 @@ from shipyard.settings import BatchingSettings
 
 # (runner, batch, seconds the batch took, stage times) -> None; called on the event loop.
 BatchObserver = Callable[["ModelRunner", list[Pending], float, StageTimes], None]
-# Sees each batch's inputs (as run: joined feeds, or the list of texts) and outputs, in the
-# thread that ran it; the monitor's window sketches come from here, a batch at a time.
-BatchTap = Callable[[Any, dict[str, Any]], None]
+# Sees each batch as it ran: its requests, its inputs (joined feeds, or the list of texts)
+# and its outputs, in the thread that ran it. The monitor's windows and prediction log come
+# from here, a batch at a time: the request path pays one call per batch.
+BatchTap = Callable[[list[Pending], Any, dict[str, Any]], None]
 
 log = logging.getLogger("shipyard.runtime")
 
@@ -75,11 +76,13 @@ class ModelRunner:
             raise ConflictError(f"{self.version.ref} cannot go from {self.state} to {state}")
         self.state = state
 
-    def submit(self, payload: Any, rows: int, deadline: float | None) -> asyncio.Future[Any]:
+    def submit(
+        self, payload: Any, rows: int, deadline: float | None, request_id: bytes = b""
+    ) -> asyncio.Future[Any]:
         """Queue one request (validated: {name: array} or a list of strings)."""
         if self.state not in (RunnerState.READY, RunnerState.WARMING):
             raise NotReadyError(f"{self.version.ref} is {self.state.value}")
-        return self.batcher.submit(payload, rows, deadline)
+        return self.batcher.submit(payload, rows, deadline, request_id)
 
     async def result(self, future: asyncio.Future[Any], deadline: float | None) -> dict[str, Any]:
         """Wait for a submitted request; past its deadline it is dropped from the queue."""
@@ -143,28 +146,34 @@ class ModelRunner:
         self._last_stage_times = times
         if self.tap is not None:
             try:
-                self.tap(ran, outputs)
+                self.tap(batch, ran, outputs)
             except Exception:  # whatever taps the batch must not fail it
                 log.exception("a batch tap failed")
         if len(batch) == 1:
             return [outputs]
-        total = sum(p.rows for p in batch)
-        results: list[dict[str, Any]] = []
-        start = 0
-        for pending in batch:
-            stop = start + pending.rows
-            results.append(
-                {
-                    name: value[start:stop] if value.ndim and value.shape[0] == total else value
-                    for name, value in outputs.items()
-                }
-            )
-            start = stop
-        return results
+        return split_rows(outputs, [p.rows for p in batch])
 
     def _batch_done(self, batch: list[Pending], seconds: float) -> None:
         if self._observer is not None:
             self._observer(self, batch, seconds, self._last_stage_times)
+
+
+def split_rows(arrays: dict[str, Any], rows: list[int]) -> list[dict[str, Any]]:
+    """A batch's arrays cut into one part per request, ``rows[i]`` rows each (views); an
+    array without a row per batch row (no batch axis) is shared by every part."""
+    total = sum(rows)
+    parts: list[dict[str, Any]] = []
+    start = 0
+    for count in rows:
+        stop = start + count
+        parts.append(
+            {
+                name: value[start:stop] if value.ndim and value.shape[0] == total else value
+                for name, value in arrays.items()
+            }
+        )
+        start = stop
+    return parts
 
 
 def _rows(example: Any) -> int:

@@ -109,7 +109,11 @@ class ShipyardApp:
         self.settings = settings
         self.registry = registry or Registry(settings)
         self.metrics = Metrics(lambda: self.manager.runners())
-        self.monitor = LiveMonitor(self.registry, settings)
+        self.monitor = LiveMonitor(
+            self.registry,
+            settings,
+            lambda version: self.metrics.traffic(version.name, str(version.version)),
+        )
         self.metrics.registry.register(MonitorCollector(self.monitor))
         self.manager = DeploymentManager(
             settings, self.registry, self.metrics, models, self.monitor
@@ -309,7 +313,7 @@ class ShipyardApp:
                 else:
                     payload, rows = v1.parse_instances(interface, body)
                     deadline = self._deadline(None, headers.timeout_ms)
-            outputs = await self._run(runner, payload, rows, deadline, receive)
+            outputs = await self._run(runner, payload, rows, deadline, receive, request_id)
             extra = [
                 (b"x-request-id", request_id),
                 (b"x-model-version", str(interface.version).encode()),
@@ -326,13 +330,6 @@ class ShipyardApp:
                 vectors = outputs[interface.outputs[0].name]
                 body = openai.encode_embeddings(name, vectors, outputs[TOKEN_COUNT], encoding)
             await respond(send, 200, body, content_type, extra)
-            self.monitor.observe(
-                runner.version,
-                payload,
-                outputs,
-                request_id.decode(errors="replace"),
-                time.perf_counter() - started,
-            )
         except ClientDisconnected:
             status = 499  # nobody to answer
             if runner is not None:
@@ -396,10 +393,11 @@ class ShipyardApp:
         rows: int,
         deadline: float | None,
         receive: Receive,
+        request_id: bytes,
     ) -> dict[str, Any]:
         """Submit to the batcher; if the request has to wait, watch for its client leaving."""
         idle = runner.batcher.in_flight == 0
-        future = runner.submit(payload, rows, deadline)
+        future = runner.submit(payload, rows, deadline, request_id)
         if idle:
             return await runner.result(future, deadline)
         watcher: asyncio.Future[Any] = asyncio.ensure_future(receive())

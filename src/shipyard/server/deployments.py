@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
 from collections.abc import Iterator
@@ -182,7 +181,7 @@ class DeploymentManager:
             deployment.current = runner
         if self.monitor is not None:
             await asyncio.to_thread(self.monitor.watch, model_version)
-            runner.tap = functools.partial(self.monitor.observe_batch, model_version)
+            runner.tap = self.monitor.tap(model_version)
         seconds = time.perf_counter() - started
         self.metrics.model_loaded(name, str(version), seconds)
         log.info("loaded %s:%s in %.2fs", name, version, seconds)

@@ -139,6 +139,13 @@ class Metrics(Collector):
         self.requests.inc(model, version, str(status))
         self.request_seconds.histogram(model, version).observe(seconds)
 
+    def traffic(self, model: str, version: str) -> tuple[int, float]:
+        """Requests of a version so far, and their seconds in all (read from any thread)."""
+        histogram = self.request_seconds.children.get((model, version))
+        if histogram is None:
+            return 0, 0.0
+        return sum(histogram.counts), histogram.sum
+
     def rejected_request(self, model: str, version: str, reason: str) -> None:
         self.rejected.inc(model, version, reason)
 
