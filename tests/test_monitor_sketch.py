@@ -476,6 +476,15 @@ def test_profile_uses_feature_names_when_the_width_matches() -> None:
         assert [c.name for c in plain.columns] == ["x[0]", "x[1]", "x[2]"]
 
 
+def test_feature_names_go_to_one_input_of_two_as_wide() -> None:
+    rng = np.random.default_rng(13)
+    a, b = rng.normal(size=(50, 2)), rng.normal(size=(50, 2))
+    signature = _signature([TensorSpec("a", "FP64", (-1, 2)), TensorSpec("b", "FP64", (-1, 2))])
+    profile = Profile.build(signature, ModelKind.TENSOR, {"a": a, "b": b}, {}, ["age", "height"])
+    assert [c.name for c in profile.columns] == ["age", "height", "b[0]", "b[1]"]
+    assert [c.tensor for c in profile.columns] == ["a", "a", "b", "b"]
+
+
 @pytest.mark.parametrize("shape", [(64, 8, 8), (64, 3, 8, 8)])
 def test_profile_watches_image_like_inputs_by_row_mean_and_std(shape: tuple[int, ...]) -> None:
     images = np.random.default_rng(11).uniform(size=shape).astype(np.float32)

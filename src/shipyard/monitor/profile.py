@@ -195,7 +195,10 @@ def layout(
         if kind is ModelKind.TEXT_EMBEDDING and spec.datatype == "BYTES":
             columns.append(Column(f"{spec.name}.length", "input", spec.name, "length"))
         else:
-            columns.extend(_tensor_columns(spec.name, "input", inputs[spec.name], feature_names))
+            tensor = _tensor_columns(spec.name, "input", inputs[spec.name], feature_names)
+            if feature_names is not None and [c.name for c in tensor] == feature_names:
+                feature_names = None  # one tensor takes the names; another as wide keeps its own
+            columns.extend(tensor)
     for spec in signature.outputs:
         if spec.name not in outputs:
             continue
