@@ -319,6 +319,20 @@ def test_requests_sharing_a_batch_are_logged_one_by_one(
             assert row[feature_names[0]] == pytest.approx(sent[0], rel=1e-6)
 
 
+def test_the_log_is_written_a_few_batches_per_insert(
+    home: Path, breast_cancer: tuple[np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shipyard.monitor import live
+
+    monkeypatch.setattr(live, "LOG_BATCHES_PER_WRITE", 2)
+    x, _ = breast_cancer
+    with running_server(settings_for(home), ["cancer"]) as server, client(server) as http:
+        ids = [infer(http, x[i : i + 1]).headers["x-request-id"] for i in range(7)]
+        served(http, 7)
+        flush(server)
+    assert sorted(p.request_id for p in stored_predictions(home)) == sorted(ids)
+
+
 async def _burst(url: str, batches: list[np.ndarray]) -> list[tuple[str, dict[str, Any]]]:
     """Every request at once; each answer's request id and document, in order."""
     async with aiohttp.ClientSession(url) as session:
