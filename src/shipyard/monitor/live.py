@@ -1,6 +1,6 @@
 """The live monitor of a server: served traffic into windows, off the request path.
 
-``observe_batch``, the runner's tap, is all the request path pays, once per batch: two
+The runner's tap (``tap``) is all the request path pays, once per batch: two
 token buckets and an append or two (a full queue drops the batch and counts it). Request
 counts and latencies come from the server's own metrics, read at each flush, so a request
 costs the monitor nothing of its own.
@@ -13,8 +13,11 @@ only those it has not seen before, so a flush costs the same an hour into servin
 start). The worker does its work in few, large steps on purpose: every call that lets go of
 the GIL (a numpy operation on a large array, one SQLite step) hands the GIL back to the
 request loop and costs both threads a switch, so rows are sketched ten seconds' worth at a
-time and the log is written a few hundred rows per statement. The prediction log takes at
-most ``log_rate`` requests a second per version, so its cost stays bounded at any traffic.
+time and the log is written a few hundred rows per statement. Between flushes the worker
+wakes every LOG_SECONDS to write the prediction log alone, whose encoding is pure Python:
+a second's worth at a time keeps each stall of the request loop to a few milliseconds. The
+prediction log takes at most ``log_rate`` requests a second per version, so its cost stays
+bounded at any traffic.
 Anything failing in the worker is logged and the worker carries on: monitoring never fails
 a request.
 """
@@ -73,6 +76,10 @@ DRAIN_CHUNK = 16384
 # Logged batches encoded and written per insert (a transaction) before the worker hands the
 # GIL back to the request loop
 LOG_BATCHES_PER_WRITE = 256
+# The log is written this often between flushes: a second's requests (200 at the default
+# rate) take a few milliseconds to encode, where a flush interval's took tens and showed in
+# the server's p99
+LOG_SECONDS = 1.0
 
 # What a batch tap queues: (watched, the batch's inputs as run, its outputs). A plain tuple:
 # the serving path pays for nothing it does not need.
@@ -270,8 +277,13 @@ class LiveMonitor:
     # The worker --------------------------------------------------------------------------
 
     def _work(self) -> None:
-        while not self._stop.wait(timeout=self.flush_seconds):
+        next_flush = time.monotonic() + self.flush_seconds
+        while not self._stop.wait(timeout=min(LOG_SECONDS, next_flush - time.monotonic())):
             try:
+                if time.monotonic() < next_flush:
+                    self.flush_predictions()
+                    continue
+                next_flush = time.monotonic() + self.flush_seconds
                 self.flush_now(upkeep=time.monotonic() - self._upkept >= RETENTION_SECONDS)
             except Exception:
                 self.failures += 1
@@ -451,8 +463,8 @@ class LiveMonitor:
             time.sleep(0)  # hand the GIL over
 
     def flush_predictions(self) -> None:
-        """Write what is logged so far (feedback for a request just answered can then join)."""
-        self._drain()
+        """Write what is logged so far: the worker does every LOG_SECONDS, and feedback
+        first, so that a request answered a moment ago can join."""
         with self._lock:
             for watched in self.watched.values():
                 try:
