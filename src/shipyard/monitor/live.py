@@ -247,14 +247,16 @@ class LiveMonitor:
     ) -> None:
         """A batch as it ran: queued for the window sketches and the prediction log, each
         within its rate; never raises. The request path pays this once per batch, and a
-        model faster than a thread hop runs every request as its own batch: it is kept to a
-        clock read and two token buckets for the usual batch, one beyond both rates."""
+        model faster than a thread hop runs every request as its own batch, so a batch
+        beyond both rates costs a clock read and two token-bucket checks, nothing more."""
         try:
             now = time.monotonic()
-            log = watched.log
-            if log is not None:
+            logging_bucket = watched.log
+            if logging_bucket is not None:
                 requests = len(batch)
-                if watched.logged_requests < self.queue_limit and log.take(requests, now):
+                if watched.logged_requests < self.queue_limit and logging_bucket.take(
+                    requests, now
+                ):
                     watched.logged.append(
                         ([p.request_id for p in batch], [p.rows for p in batch], time.time(),
                          inputs, outputs)
