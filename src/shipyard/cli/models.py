@@ -7,12 +7,11 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+import shipyard
 from shipyard.cli.app import settings_of
 from shipyard.cli.output import console, human_size, print_json, progress_bars
 from shipyard.errors import InvalidInputError
 from shipyard.formats import DEFAULT_TOLERANCE, FLAVORS, TextOptions
-from shipyard.formats import register as register_model
-from shipyard.monitor.references import profile_registered
 from shipyard.registry import Model, ModelRef, ModelVersion, Registry
 
 app = typer.Typer(help="Register and manage model versions.", no_args_is_help=True)
@@ -82,7 +81,7 @@ def register(
         raise InvalidInputError(f"model file {source} does not exist")
     tags, metrics = _pairs(tag, "--tag"), _metrics(metric)
     with Registry(settings) as registry, progress_bars(not json_output) as progress:
-        version = register_model(
+        version = shipyard.register(  # the reference profile is built here too
             source,
             name,
             flavor=flavor,
@@ -100,7 +99,6 @@ def register(
             registry=registry,
             progress=progress,
         )
-        profile_registered(registry, version)
     if json_output:
         print_json(version)
         return

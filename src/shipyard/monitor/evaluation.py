@@ -45,9 +45,7 @@ def merged_window(reference: Profile | None, windows: list[StoredWindow]) -> Pro
     merged: Profile | None = None
     for stored in windows:
         window = Profile.from_dict(stored.profile)
-        if reference is not None and [c.name for c in window.columns] != [
-            c.name for c in reference.columns
-        ]:
+        if reference is not None and not reference.same_columns(window):
             continue  # written against an older profile of this version
         if merged is None:
             merged = window

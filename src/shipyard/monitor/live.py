@@ -55,7 +55,7 @@ from shipyard.monitor.references import reference_profile
 from shipyard.registry import ModelVersion, Registry
 from shipyard.registry.monitoring import MonitorStore, StoredWindow
 from shipyard.runtime.batcher import Pending
-from shipyard.runtime.runner import split_rows
+from shipyard.runtime.runner import BatchTap, split_rows
 from shipyard.settings import Settings
 
 log = logging.getLogger("shipyard.monitor")
@@ -158,7 +158,6 @@ class LiveMonitor:
         self.watched: dict[Key, Watched] = {}
         self.dropped = 0
         self.failures = 0
-        self.last_flush = time.time()
         self._queue: deque[_Observation] = deque()
         self._lock = threading.Lock()  # watched and flushes: the worker and flush_now callers
         self._stop = threading.Event()
@@ -193,7 +192,6 @@ class LiveMonitor:
             log.exception("cannot watch %s; it is served unmonitored", version.ref)
 
     def _watch(self, version: ModelVersion) -> None:
-        key = (version.name, version.version)
         drift.warm_up()
         try:
             reference = reference_profile(self.registry, version)
@@ -213,8 +211,9 @@ class LiveMonitor:
         redacted = frozenset(
             c.name for c in (reference.columns if reference else []) if {c.name, c.tensor} & named
         )
+        served, seconds = self.traffic(version)  # what came before is no window's
         with self._lock:
-            self.watched[key] = Watched(
+            self.watched[_key(version)] = Watched(
                 version,
                 reference,
                 thresholds,
@@ -228,16 +227,16 @@ class LiveMonitor:
                 redacted=redacted,
                 log=_full_bucket(self.options.log_rate) if model.log_outputs else None,
                 sketching=_full_bucket(self.options.sketch_rate),
+                flushed_requests=served,
+                flushed_latency=seconds,
             )
-            watched = self.watched[key]
-            watched.flushed_requests, watched.flushed_latency = self.traffic(version)
 
     # The request path --------------------------------------------------------------------
 
-    def tap(self, version: ModelVersion) -> Callable[[list[Pending], Any, dict[str, Any]], None]:
+    def tap(self, version: ModelVersion) -> BatchTap:
         """The runner's batch tap for a watched version (one that ignores batches if the
         version could not be watched)."""
-        watched = self.watched.get((version.name, version.version))
+        watched = self.watched.get(_key(version))
         if watched is None:
             return _ignore
         return functools.partial(self._observe_batch, watched)
@@ -349,7 +348,6 @@ class LiveMonitor:
                 except Exception:
                     self.failures += 1
                     log.exception("evaluating %s failed", watched.version.ref)
-        self.last_flush = time.time()
         return evaluations
 
     def _evaluate(self, watched: Watched, now: datetime, final: bool) -> Evaluation:
@@ -409,11 +407,7 @@ class LiveMonitor:
                 "latency_mean_s": latency / requests,
                 "seconds": max((now - watched.opened).total_seconds(), 1e-9),
             }
-            profile = (
-                window.to_dict()
-                if window is not None
-                else {"columns": [], "sketches": {}, "rows": 0}
-            )
+            profile = window.to_dict() if window is not None else _no_profile()
             stored = StoredWindow(
                 self.replica, watched.opened, now, window.rows if window else 0, profile, stats
             )
@@ -539,6 +533,11 @@ def _full_bucket(rate: float) -> Bucket:
     return Bucket(rate, tokens=rate, refilled=time.monotonic())
 
 
+def _no_profile() -> dict[str, Any]:
+    """The profile document of a window of a version that has no reference profile."""
+    return {"columns": [], "sketches": {}, "rows": 0}
+
+
 def _key(version: ModelVersion) -> Key:
     return (version.name, version.version)
 
@@ -550,9 +549,7 @@ def _now() -> datetime:
 def merge_windows(windows: list[StoredWindow]) -> StoredWindow:
     """One window covering several of one replica's (sketches and traffic figures added)."""
     merged = merged_window(None, [w for w in windows if w.profile.get("columns")])
-    profile: dict[str, Any] = {"columns": [], "sketches": {}, "rows": 0}
-    if merged is not None:
-        profile = merged.to_dict()
+    profile = merged.to_dict() if merged is not None else _no_profile()
     requests = sum(int(w.stats.get("requests", 0)) for w in windows)
     latency_sum = sum(
         float(w.stats.get("latency_mean_s", 0.0)) * int(w.stats.get("requests", 0)) for w in windows

@@ -76,7 +76,7 @@ class RecentWindows:
         if self.reference is None or not stored.profile.get("columns"):
             return None
         profile = Profile.from_dict(stored.profile)
-        if [c.name for c in profile.columns] != [c.name for c in self.reference.columns]:
+        if not self.reference.same_columns(profile):
             return None  # written against an older profile of this version
         return profile
 

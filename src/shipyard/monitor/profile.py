@@ -157,8 +157,13 @@ class Profile:
             sketch.remove(other.sketches[name])  # type: ignore[arg-type]
         self.rows -= other.rows
 
+    def same_columns(self, other: Profile) -> bool:
+        """Whether ``other`` was built against a profile with these columns (a window
+        written before a version was profiled again has others)."""
+        return [c.name for c in other.columns] == [c.name for c in self.columns]
+
     def _check_columns(self, other: Profile) -> None:
-        if [c.name for c in other.columns] != [c.name for c in self.columns]:
+        if not self.same_columns(other):
             raise ValueError("profiles with different columns cannot merge")
 
     def columns_of(self, role: str) -> list[Column]:
