@@ -417,6 +417,92 @@ def test_sketches_take_at_most_their_rate(
     assert window.stats["requests"] == 10  # every request still counts
 
 
+class Clock:
+    """The monitor's clock, moved by hand: the tap's pace depends on time, not a test's speed."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        pass
+
+
+@pytest.mark.parametrize("batches_per_second", [200, 20_000])
+def test_the_tap_lets_batches_go_by_only_at_high_traffic(
+    home: Path,
+    breast_cancer: tuple[np.ndarray, np.ndarray],
+    monkeypatch: pytest.MonkeyPatch,
+    batches_per_second: int,
+) -> None:
+    """Below SKIP_ABOVE batches a second the runner shows the tap every batch; above, a few
+    times what the rates need, the skipped ones counted as unsketched and unlogged. The
+    rates hold either way."""
+    from shipyard.monitor import live
+    from shipyard.runtime.batcher import Pending
+    from shipyard.runtime.predictor import Predictor
+    from shipyard.runtime.runner import ModelRunner
+
+    clock = Clock()
+    monkeypatch.setattr(live, "time", clock)
+    x, _ = breast_cancer
+    seconds, sketch_rate, log_rate = 3, 100, 20
+    batches = seconds * batches_per_second
+    settings = settings_for(home, monitor={"sketch_rate": sketch_rate, "log_rate": log_rate})
+    with Registry(settings) as registry:
+        version = registry.get_version("cancer")
+        answered = 0  # the server's request count, as the monitor reads it
+        monitor = live.LiveMonitor(registry, settings, traffic=lambda v: (answered, 1.0))
+        monitor.watch(version)
+        tap = monitor.tap(version)
+        assert tap is not None
+        calls = 0
+
+        def counted(batch: list[Pending], inputs: Any, outputs: dict[str, Any]) -> int:
+            nonlocal calls
+            calls += 1
+            return tap(batch, inputs, outputs)
+
+        async def serve() -> None:  # the runner's batcher lives on an event loop
+            runner = ModelRunner(
+                version,
+                Predictor.from_version(version, registry.read_files(version)),
+                settings.batching,
+            )
+            runner.tap = counted
+            for i in range(batches):
+                clock.now += 1 / batches_per_second
+                rows = {"input": x[i % len(x)][None, :].astype(np.float32)}
+                request = Pending(rows, 1, None, 0.0, None, request_id=b"%d" % i)  # type: ignore[arg-type]
+                runner._run_batch([request])
+            await runner.drain()
+
+        asyncio.run(serve())
+        answered = batches
+        (watched,) = monitor.watched.values()
+        logged = watched.logged_requests
+        monitor.flush_now()
+        (window,) = MonitorStore(registry.database).windows(version)
+    if batches_per_second < live.SKIP_ABOVE:
+        assert calls == batches
+        assert window.rows + watched.unsketched == batches
+        assert logged + watched.unlogged == batches
+    else:
+        # every batch of the first second (the pace is set once a second), then a few
+        assert calls - batches_per_second < (seconds - 1) * batches_per_second / 10
+        # the batches let go by after the tap's last call are counted at its next
+        assert batches - calls <= window.rows + watched.unsketched <= batches
+        assert batches - calls <= logged + watched.unlogged <= batches
+    # each bucket starts full: a second's worth, then its rate
+    assert sketch_rate * seconds <= window.rows <= sketch_rate * (seconds + 1)
+    assert log_rate * seconds <= logged <= log_rate * (seconds + 1)
+
+
 # 6. A failing monitor never fails a request -----------------------------------------------
 
 

@@ -1,9 +1,10 @@
 """The live monitor of a server: served traffic into windows, off the request path.
 
-The runner's tap (``tap``) is all the request path pays, once per batch: two
-token buckets and an append or two (a full queue drops the batch and counts it). Request
-counts and latencies come from the server's own metrics, read at each flush, so a request
-costs the monitor nothing of its own.
+The runner's tap (``tap``) is all the request path pays: two token buckets and an append or
+two per batch it sees (a full queue drops the batch and counts it), and at over SKIP_ABOVE
+batches a second it sees only a few times what its rates need, the runner letting the rest
+go by with a countdown. Request counts and latencies come from the server's own metrics,
+read at each flush, so a request costs the monitor nothing of its own.
 
 A worker thread wakes every ``flush_seconds`` (default 10): it draws the sample from the
 queued batches, joins them and updates each version's window with one numpy pass per
@@ -28,6 +29,7 @@ import functools
 import itertools
 import logging
 import os
+import random
 import socket
 import threading
 import time
@@ -80,6 +82,13 @@ LOG_BATCHES_PER_WRITE = 256
 # rate) take a few milliseconds to encode, where a flush interval's took tens and showed in
 # the server's p99
 LOG_SECONDS = 1.0
+# The tap sees every batch while a version serves fewer than SKIP_ABOVE a second (a call
+# each then costs a busy core well under 1%). Above, it asks for OVERSAMPLE times the
+# batches its rates need (the buckets turn the rest away, so the rates hold) and the runner
+# lets the others go by: a call costs about 3 us in a busy server, a tenth of a cheap model's
+# request, where the runner's countdown costs nanoseconds.
+SKIP_ABOVE = 1000.0
+OVERSAMPLE = 1.5
 
 # What a batch tap queues: (watched, the batch's inputs as run, its outputs). A plain tuple:
 # the serving path pays for nothing it does not need.
@@ -131,6 +140,12 @@ class Watched:
     unlogged: int = 0  # requests answered beyond the log's rate (their feedback won't join)
     sketching: Bucket = field(default_factory=lambda: Bucket(float("inf")))
     unsketched: int = 0  # rows skipped beyond the sketch rate
+    # the tap's pace: batches per call, the skip it asked for last, the batches counted
+    # (seen or let go by) since counted_since (monotonic), which set the spacing each second
+    spacing: int = 1
+    skip: int = 1
+    seen: int = 0
+    counted_since: float = 0.0
     last: Evaluation | None = None
     last_saved: float = 0.0
     scores: dict[str, Any] = field(default_factory=dict)  # live performance, as last read
@@ -229,30 +244,34 @@ class LiveMonitor:
                 sketching=_full_bucket(self.options.sketch_rate),
                 flushed_requests=served,
                 flushed_latency=seconds,
+                counted_since=time.monotonic(),
             )
 
     # The request path --------------------------------------------------------------------
 
-    def tap(self, version: ModelVersion) -> BatchTap:
-        """The runner's batch tap for a watched version (one that ignores batches if the
-        version could not be watched)."""
+    def tap(self, version: ModelVersion) -> BatchTap | None:
+        """The runner's batch tap for a watched version (None if it could not be watched)."""
         watched = self.watched.get(_key(version))
         if watched is None:
-            return _ignore
+            return None
         return functools.partial(self._observe_batch, watched)
 
     def _observe_batch(
         self, watched: Watched, batch: list[Pending], inputs: Any, outputs: dict[str, Any]
-    ) -> None:
+    ) -> int:
         """A batch as it ran: queued for the window sketches and the prediction log, each
-        within its rate; never raises. The request path pays this once per batch, and a
-        model faster than a thread hop runs every request as its own batch, so a batch
-        beyond both rates costs a clock read and two token-bucket checks, nothing more."""
+        within its rate; returns how many batches the runner lets go by before the next
+        call (see ``_spacing``); never raises."""
         try:
             now = time.monotonic()
+            requests = len(batch)
+            rows = len(inputs) if isinstance(inputs, list) else len(next(iter(inputs.values())))
+            # the batches let go by since the last call count as this one did (they came at
+            # over SKIP_ABOVE a second: alike, and too many to tell apart for a counter)
+            passed = watched.skip - 1
             logging_bucket = watched.log
             if logging_bucket is not None:
-                requests = len(batch)
+                watched.unlogged += passed * requests
                 if watched.logged_requests < self.queue_limit and logging_bucket.take(
                     requests, now
                 ):
@@ -263,17 +282,26 @@ class LiveMonitor:
                     watched.logged_requests += requests
                 else:
                     watched.unlogged += requests
-            if watched.window is None:
-                return
-            rows = len(inputs) if isinstance(inputs, list) else len(next(iter(inputs.values())))
-            if not watched.sketching.take(rows, now):
-                watched.unsketched += rows
-            elif len(self._queue) < self.queue_limit:
-                self._queue.append((watched, inputs, outputs))
-            else:
-                self.dropped += 1
+            if watched.window is not None:
+                watched.unsketched += passed * rows
+                if not watched.sketching.take(rows, now):
+                    watched.unsketched += rows
+                elif len(self._queue) < self.queue_limit:
+                    self._queue.append((watched, inputs, outputs))
+                else:
+                    self.dropped += 1
+            watched.seen += watched.skip
+            if now - watched.counted_since >= 1.0:
+                watched.spacing = _spacing(
+                    watched, watched.seen / (now - watched.counted_since), requests, rows
+                )
+                watched.seen, watched.counted_since = 0, now
+            # jittered, so that the batches seen never lock onto a period in the traffic
+            watched.skip = max(1, int(watched.spacing * (0.5 + random.random())))
+            return watched.skip
         except Exception:  # a monitor bug must not reach the request
             self.failures += 1
+            return 1
 
     # The worker --------------------------------------------------------------------------
 
@@ -525,8 +553,18 @@ def _split(
     return list(zip(input_parts, split_rows(outputs, rows), strict=True))
 
 
-def _ignore(batch: list[Pending], inputs: Any, outputs: dict[str, Any]) -> None:
-    pass
+def _spacing(watched: Watched, batches_per_second: float, requests: int, rows: int) -> int:
+    """Batches per tap call at this traffic: 1 below SKIP_ABOVE a second, else about
+    OVERSAMPLE times fewer than the buckets need (batches like this one), at least ten
+    calls a second."""
+    if batches_per_second < SKIP_ABOVE:
+        return 1
+    needed = 0.0  # calls a second
+    if watched.log is not None:
+        needed = watched.log.rate / requests
+    if watched.window is not None:
+        needed = max(needed, watched.sketching.rate / max(rows, 1))
+    return max(1, int(batches_per_second / max(needed * OVERSAMPLE, 10.0)))
 
 
 def _full_bucket(rate: float) -> Bucket:
