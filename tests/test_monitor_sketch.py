@@ -612,6 +612,35 @@ def test_profile_round_trip_through_json() -> None:
     assert restored_window.to_dict() == window.to_dict()
 
 
+def test_a_large_batch_is_profiled_in_chunks_of_rows_alike(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch beyond ROW_CHUNK rows goes a chunk at a time; a tensor without a row per batch
+    row goes whole into every chunk, and the window equals the batch's in one go."""
+    from shipyard.monitor import profile as profile_module
+
+    signature, data = _mixed_profile(1000, 17)
+    inputs, outputs = {"x": data["x"], "c": data["c"]}, {"scores": data["scores"]}
+    reference = Profile.build(signature, ModelKind.TENSOR, inputs, outputs)
+    whole, chunked = reference.like(), reference.like()
+    whole.update(inputs, {**outputs, "temperature": np.float32(0.5)})
+    monkeypatch.setattr(profile_module, "ROW_CHUNK", 64)
+    chunked.update(inputs, {**outputs, "temperature": np.float32(0.5)})
+    assert chunked.rows == whole.rows == 1000
+    # sums over chunks may differ from one sum in the last bits
+    assert _close(chunked.to_dict(), whole.to_dict())
+
+
+def _close(ours: Any, theirs: Any) -> bool:
+    if isinstance(theirs, dict):
+        return ours.keys() == theirs.keys() and all(_close(ours[k], theirs[k]) for k in theirs)
+    if isinstance(theirs, list):
+        return len(ours) == len(theirs) and all(map(_close, ours, theirs))
+    if isinstance(theirs, float):
+        return bool(ours == pytest.approx(theirs, rel=1e-12, abs=1e-9, nan_ok=True))
+    return bool(ours == theirs)
+
+
 def test_profile_merge_adds_rows_and_counts() -> None:
     signature, data = _mixed_profile(1000, 16)
     reference = Profile.build(

@@ -81,10 +81,11 @@ class MonitorSettings(BaseModel):
     )
     # The monitor's cost is in proportion to these two rates, not to the traffic: a row
     # sketched costs a few microseconds and a request logged some tens, paid by the serving
-    # process. At these defaults a saturated server of a cheap model keeps about 98% of its
-    # throughput. 250 rows a second is 900,000 an hour, far more than the drift distances
-    # need for their thresholds; 50 logged requests a second is 4.3M a day that feedback can
-    # join, about 5.5 hours of full-rate log under the default retention_rows.
+    # process. At these defaults a saturated server of a cheap model keeps all but a few
+    # percent of its throughput. 250 rows a second is 900,000 an hour, far more than the
+    # drift distances need for their thresholds; 50 logged requests a second is 4.3M a day
+    # that feedback can join, about 5.5 hours of full-rate log under the default
+    # retention_rows.
     sketch_rate: float = Field(
         default=250.0,
         ge=0,
