@@ -32,6 +32,7 @@ from shipyard.registry.domain import ModelKind, Signature
 
 PROJECTIONS = 4  # fixed random directions an embedding is watched along
 PROJECTION_SEED = 20260101
+ROW_CHUNK = 65536  # rows of a large batch profiled at a time (20 FP32 columns: 5 MB)
 
 
 @dataclass(frozen=True)
@@ -278,9 +279,6 @@ def _text(value: Any) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return str(value)
-
-
-ROW_CHUNK = 65536  # rows of a large batch profiled at a time (20 FP32 columns: 5 MB)
 
 
 def _has_rows(value: Any) -> bool:
