@@ -135,6 +135,11 @@ class Settings(BaseSettings):
     actor: str | None = Field(
         default=None, description="Who is recorded as making changes (defaults to the OS user)."
     )
+    cpu_features: str | None = Field(
+        default=None,
+        description="The CPU the optimizer chooses recipes for, instead of the detected one: a "
+        "profile (avx2, avx512-vnni, amx, arm-dotprod), comma-separated flags, or none.",
+    )
 
     # Serving -----------------------------------------------------------------------------
     host: str = Field(default="127.0.0.1", description="Address the server binds.")

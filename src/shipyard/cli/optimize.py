@@ -24,6 +24,7 @@ def optimize(
 ) -> None:
     """Try graph fusion and int8 quantization; register the fastest candidate that passes."""
     from shipyard.optimize import optimize as run_optimize
+    from shipyard.optimize.report import describe
     from shipyard.registry import Registry
 
     with Registry(settings_of(ctx)) as registry, progress_bars(not json_output) as progress:
@@ -40,23 +41,28 @@ def optimize(
         print_json(report.to_dict())
         return
     flags = ", ".join(report.cpu["flags"]) or "none"
+    pinned = (
+        f" (pinned by SHIPYARD_CPU_FEATURES={report.cpu['pinned']})"
+        if "pinned" in report.cpu
+        else ""
+    )
     console.print(
         f"{report.parent}: {report.task}, {report.eval_rows} evaluation rows, "
-        f"typical batch {report.typical_batch}, CPU {flags}",
+        f"typical batch {report.typical_batch}, CPU {flags}{pinned}",
         highlight=False,
     )
+    if report.held_out_rows < report.eval_rows:
+        console.print(
+            f"accuracy judged on {report.held_out_rows} held-out rows; the other "
+            f"{report.eval_rows - report.held_out_rows} fit calibration, smoothing and the "
+            "sensitivity ranking",
+            highlight=False,
+        )
     table = Table("candidate", "size", "quality", "speedup b=1", "speedup typical", "verdict")
     for c in report.candidates:
-        quality = (
-            f"{c.quality.metric} {c.quality.candidate:.4f}"
-            + (
-                f" (worst {c.quality.details['worst_cosine']:.4f})"
-                if "worst_cosine" in c.quality.details
-                else ""
-            )
-            if c.quality
-            else "-"
-        )
+        if c.skipped:
+            continue
+        quality = describe(c.quality, against_parent=False) if c.quality else "-"
         table.add_row(
             c.recipe.name,
             human_size(c.size_bytes) if c.size_bytes else "-",
@@ -66,9 +72,7 @@ def optimize(
             c.reason,
         )
     console.print(table)
-    if report.registered is not None:
-        console.print(
-            f"registered [bold]{report.registered.ref}[/] from {report.parent}", highlight=False
-        )
-    else:
-        console.print("no candidate passed both gates; nothing was registered")
+    for c in report.candidates:
+        if c.skipped:
+            console.print(c.reason, highlight=False)
+    console.print(report.verdict, highlight=False)

@@ -2,18 +2,19 @@
 
 Every candidate is measured on this machine against its parent, with the same thread
 budget: accuracy on the evaluation data (the version's reference data by default) and speed
-at batch 1 and at a typical batch. A quantized candidate that fails the accuracy gate gets
+at batch 1 and at a typical batch. A third of the evaluation rows is held out: calibration,
+smoothing and the sensitivity ranking fit on the others, and every accuracy verdict is on the
+held-out rows (see ``gates``). A quantized candidate that fails the accuracy gate gets
 fallbacks: per-channel toggled, reduce_range toggled, the activations smoothed into the
 weights, then the most sensitive MatMuls kept in float, one more at a time. The fastest
 candidate that passes both gates becomes the next version of the model, its lineage naming
-the parent and the recipe; if none passes, nothing is registered and the report says why
-for each.
+the parent and the recipe; if none passes, nothing is registered and the report says why,
+for each candidate and as a whole (int8 that does not pay on this CPU is said so).
 """
 
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from shipyard.errors import InvalidInputError, ShipyardError
 from shipyard.formats.reference import read_reference, stored_reference, validate_reference
 from shipyard.optimize import cpu, gates, recipes, sensitivity, transform
 from shipyard.optimize.recipes import Recipe
+from shipyard.optimize.report import CandidateResult, OptimizeReport, closeness, describe, verdict
 from shipyard.registry import (
     ModelKind,
     ModelRef,
@@ -40,54 +42,6 @@ from shipyard.settings import Settings
 TYPICAL_BATCH = 32
 MAX_EXCLUDED = 8
 SENSITIVITY_ROWS = 64
-
-
-@dataclass
-class CandidateResult:
-    recipe: Recipe
-    size_bytes: int = 0
-    quality: gates.Quality | None = None
-    speedup_batch1: float = 0.0
-    speedup_typical: float = 0.0
-    passed: bool = False
-    reason: str = ""
-    facts: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "recipe": self.recipe.to_dict(),
-            "size_bytes": self.size_bytes,
-            "quality": self.quality.to_dict() if self.quality else None,
-            "speedup_batch1": self.speedup_batch1,
-            "speedup_typical": self.speedup_typical,
-            "passed": self.passed,
-            "reason": self.reason,
-            **({"facts": self.facts} if self.facts else {}),
-        }
-
-
-@dataclass
-class OptimizeReport:
-    parent: str
-    cpu: dict[str, Any]
-    task: str
-    typical_batch: int
-    eval_rows: int
-    parent_size_bytes: int
-    candidates: list[CandidateResult]
-    registered: ModelVersion | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "parent": self.parent,
-            "cpu": self.cpu,
-            "task": self.task,
-            "typical_batch": self.typical_batch,
-            "eval_rows": self.eval_rows,
-            "parent_size_bytes": self.parent_size_bytes,
-            "candidates": [c.to_dict() for c in self.candidates],
-            "registered": self.registered.ref if self.registered else None,
-        }
 
 
 def optimize(
@@ -135,31 +89,31 @@ def _optimize(
     if len(data) == 0:
         raise InvalidInputError(f"the evaluation data for {parent.ref} has no rows")
     labels = _labels(labels_path, len(data))
+    features = cpu.features(registry.settings.cpu_features)
     threading = Threading(intra_op=registry.settings.intra_op_threads)
     parent_predictor = Predictor.from_version(parent, files, threading)
     task = gates.task_of(parent_predictor)
-    parent_outputs = gates.predictions(parent_predictor, data)
+    fitting, judging = gates.held_out(len(data))
+    judged = gates.take(data, judging)
     typical = min(TYPICAL_BATCH, len(data))
-    flags = cpu.describe()
     op_types = transform.operator_types(files[MODEL_FILE])
     text = parent.kind is ModelKind.TEXT_EMBEDDING
-    feeds = _graph_feeds(parent_predictor, data)
     search = _Search(
         parent,
         files,
         parent_predictor,
-        parent_outputs,
-        data,
-        labels,
+        gates.predictions(parent_predictor, judged),
+        judged,
+        labels[judging] if labels is not None else None,
         task,
         tolerance,
         min_speedup,
-        typical,
+        _spread(data, typical),
         threading,
-        feeds,
+        _graph_feeds(parent_predictor, gates.take(data, fitting)),
     )
     results: list[CandidateResult] = []
-    for recipe in recipes.candidates(op_types, text, bool(flags["vnni"])):
+    for recipe in recipes.candidates(op_types, text, features):
         if recipe in search.measured:
             continue  # already tried as another candidate's fallback
         done = progress(f"candidate {recipe.name}", 0)
@@ -167,40 +121,53 @@ def _optimize(
         done(1)
     results.append(
         CandidateResult(
-            Recipe("fp16"), reason="skipped: fp16 only pays on a GPU provider, none here"
+            Recipe("fp16"),
+            reason="skipped: fp16 only pays on a GPU provider, none here",
+            skipped=True,
         )
     )
     winners = [r for r in results if r.passed]
     registered = None
     if winners:
         best = max(winners, key=lambda r: r.speedup_typical)
-        registered = _register(registry, parent, files, best, search.graphs[best.recipe], flags)
+        registered = _register(
+            registry, parent, files, best, search.graphs[best.recipe], features.to_dict()
+        )
     return OptimizeReport(
         parent=parent.ref,
-        cpu=flags,
+        cpu=features.to_dict(),
         task=task,
         typical_batch=typical,
         eval_rows=len(data),
         parent_size_bytes=len(files[MODEL_FILE]),
         candidates=results,
         registered=registered,
+        held_out_rows=len(judging),
+        verdict=verdict(parent.ref, results, registered, typical, min_speedup, features),
     )
+
+
+def _spread(data: Any, count: int) -> Any:
+    """``count`` rows spread over the evaluation data, so a sorted file does not time only
+    its head."""
+    step = max(1, len(data) // count)
+    return data[::step][:count]
 
 
 class _Search:
     """Builds, measures and rescues candidates for one parent."""
 
     def __init__(self, parent: ModelVersion, files: dict[str, bytes], predictor: Predictor,
-                 outputs: dict[str, np.ndarray], data: Any, labels: np.ndarray | None, task: str,
-                 tolerance: float, min_speedup: float, typical: int, threading: Threading,
-                 feeds: dict[str, np.ndarray]) -> None:  # fmt: skip
+                 outputs: dict[str, np.ndarray], judged: Any, labels: np.ndarray | None,
+                 task: str, tolerance: float, min_speedup: float, typical_batch: Any,
+                 threading: Threading, feeds: dict[str, np.ndarray]) -> None:  # fmt: skip
+        # outputs, judged and labels: the held-out rows; feeds: the graph's inputs for the rows
+        # the transforms fit on (calibration, smoothing, sensitivity)
         self.parent, self.files, self.predictor, self.outputs = parent, files, predictor, outputs
-        self.data, self.labels, self.task = data, labels, task
-        self.tolerance, self.min_speedup, self.typical = tolerance, min_speedup, typical
+        self.judged, self.labels, self.task = judged, labels, task
+        self.tolerance, self.min_speedup = tolerance, min_speedup
+        self.typical_batch, self.typical = typical_batch, len(typical_batch)
         self.threading, self.feeds = threading, feeds
-        # rows spread over the evaluation data, so a sorted file does not time only its head
-        step = max(1, len(data) // typical)
-        self.typical_batch = data[::step][:typical]
         self.graphs: dict[Recipe, bytes] = {}
         self.measured: dict[Recipe, CandidateResult] = {}
 
@@ -214,7 +181,7 @@ class _Search:
             tried.append(attempt)
             if attempt.quality is not None and attempt.quality.passed:
                 return tried
-        closest = max((r for r in tried if r.quality is not None), key=_closeness)
+        closest = max((r for r in tried if r.quality is not None), key=closeness)
         for variant in recipes.smoothed(closest.recipe):
             attempt = self.measure(variant)
             tried.append(attempt)
@@ -222,7 +189,7 @@ class _Search:
                 return tried
         if recipe.kind == "dynamic-int8":
             # keep nodes in float starting from the variant that came closest to passing
-            closest = max((r for r in tried if r.quality is not None), key=_closeness)
+            closest = max((r for r in tried if r.quality is not None), key=closeness)
             tried.extend(self.exclude_sensitive(closest.recipe))
         return tried
 
@@ -257,7 +224,7 @@ class _Search:
             return result
         self.graphs[recipe] = graph
         result.size_bytes = len(graph)
-        outputs = gates.predictions(candidate, self.data)
+        outputs = gates.predictions(candidate, self.judged)
         result.quality = gates.compare(
             self.task, self.outputs, outputs, self.labels, self.tolerance
         )
@@ -266,8 +233,7 @@ class _Search:
         fast = result.speedup_typical >= self.min_speedup
         result.passed = result.quality.passed and fast
         if not result.quality.passed:
-            q = result.quality
-            result.reason = f"accuracy: {q.metric} {q.candidate:.4f} vs parent {q.parent:.4f}"
+            result.reason = f"accuracy: {describe(result.quality)}"
         elif not fast:
             result.reason = (
                 f"speed: {result.speedup_typical:.2f}x at batch {self.typical}, "
@@ -276,17 +242,6 @@ class _Search:
         else:
             result.reason = "passed"
         return result
-
-
-def _closeness(result: CandidateResult) -> float:
-    """How near a candidate came to the accuracy gate (higher is nearer)."""
-    quality = result.quality
-    assert quality is not None
-    if "worst_cosine" in quality.details:
-        return min(quality.candidate, quality.details["worst_cosine"])
-    if quality.metric in ("mae", "relative_error"):
-        return -quality.candidate
-    return quality.candidate
 
 
 def _eval_data(

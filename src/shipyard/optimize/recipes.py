@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from shipyard.optimize.cpu import CpuFeatures
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -51,9 +53,10 @@ class Recipe:
         }
 
 
-def candidates(op_types: set[str], text_model: bool, vnni: bool) -> list[Recipe]:
-    """The recipes worth trying for a graph with these operators on this CPU."""
-    reduce_range = not vnni
+def candidates(op_types: set[str], text_model: bool, cpu: CpuFeatures) -> list[Recipe]:
+    """The recipes worth trying for a graph with these operators on this CPU (fp16 is not one:
+    it pays only on a GPU provider)."""
+    reduce_range = not cpu.vnni
     recipes = [Recipe("graph", transformer_fusion=text_model)]
     has_matmul = bool(op_types & {"MatMul", "Gemm"})
     has_conv = "Conv" in op_types
