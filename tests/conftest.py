@@ -39,6 +39,35 @@ def registry(settings: Settings) -> Iterator[Registry]:
         reg.close()
 
 
+# The digits and a small classifier of them (trained once) -------------------------------
+
+
+@pytest.fixture(scope="session")
+def digits() -> tuple[np.ndarray, np.ndarray]:
+    """sklearn's 8x8 digits: 1797 rows of 64 pixels scaled to [0, 1], and their targets."""
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    return (x / 16.0).astype(np.float32), y.astype(np.int64)
+
+
+@pytest.fixture(scope="session")
+def digits_mlp(digits: tuple[np.ndarray, np.ndarray]) -> Any:
+    """A 64-128-10 torch MLP trained for a few full-batch steps on the digits."""
+    import torch
+
+    x, y = digits
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    inputs, targets = torch.from_numpy(x), torch.from_numpy(y)
+    for _ in range(25):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(inputs), targets).backward()
+        optimizer.step()
+    return model.eval()
+
+
 # Tabular data and models (trained once) ------------------------------------------------
 
 

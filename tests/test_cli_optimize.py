@@ -34,26 +34,8 @@ ROWS = 200
 
 
 @pytest.fixture(scope="module")
-def digits() -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_digits
-
-    x, y = load_digits(return_X_y=True)
-    return (x / 16.0).astype(np.float32), y.astype(np.int64)
-
-
-@pytest.fixture(scope="module")
-def mlp(digits: tuple[np.ndarray, np.ndarray]) -> Any:
-    """A 64-128-10 MLP trained for a few full-batch steps on the digits."""
-    x, y = digits
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10))
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    inputs, targets = torch.from_numpy(x), torch.from_numpy(y)
-    for _ in range(25):
-        optimizer.zero_grad()
-        torch.nn.functional.cross_entropy(model(inputs), targets).backward()
-        optimizer.step()
-    return model.eval()
+def mlp(digits_mlp: Any) -> Any:
+    return digits_mlp
 
 
 @pytest.fixture(scope="module")

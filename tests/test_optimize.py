@@ -38,15 +38,6 @@ FORCE_FAIL = 1000.0  # no measured speedup clears this one
 # Data and models (trained once per module) ---------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def digits() -> tuple[np.ndarray, np.ndarray]:
-    """sklearn's 8x8 digits: 1797 rows of 64 pixels scaled to [0, 1], and their targets."""
-    from sklearn.datasets import load_digits
-
-    x, y = load_digits(return_X_y=True)
-    return (x / 16.0).astype(np.float32), y.astype(np.int64)
-
-
 def _train(model: Any, x: np.ndarray, y: np.ndarray, steps: int) -> Any:
     torch.manual_seed(0)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)

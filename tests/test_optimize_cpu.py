@@ -121,36 +121,14 @@ def test_no_int8_for_a_graph_without_matmuls_or_convolutions() -> None:
 # Through optimize() and the CLI, pinned ----------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def digits() -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_digits
-
-    x, y = load_digits(return_X_y=True)
-    return (x / 16.0).astype(np.float32), y.astype(np.int64)
-
-
-@pytest.fixture(scope="module")
-def mlp(digits: tuple[np.ndarray, np.ndarray]) -> Any:
-    x, y = digits
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    inputs, targets = torch.from_numpy(x), torch.from_numpy(y)
-    for _ in range(25):
-        optimizer.zero_grad()
-        torch.nn.functional.cross_entropy(model(inputs), targets).backward()
-        optimizer.step()
-    return model.eval()
-
-
 @pytest.fixture
-def home(tmp_path: Path, mlp: Any, digits: tuple[np.ndarray, np.ndarray]) -> Path:
+def home(tmp_path: Path, digits_mlp: Any, digits: tuple[np.ndarray, np.ndarray]) -> Path:
     """A registry home with mlp:1 and ROWS rows of reference data."""
     x, _ = digits
     np.save(tmp_path / "reference.npy", x[:ROWS])
     with Registry(Settings(home=tmp_path / "home")) as registry:
         shipyard.register(
-            mlp, "mlp", example_input=x[:2], reference_data=tmp_path / "reference.npy",
+            digits_mlp, "mlp", example_input=x[:2], reference_data=tmp_path / "reference.npy",
             registry=registry,
         )  # fmt: skip
     return tmp_path / "home"
