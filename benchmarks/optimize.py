@@ -96,7 +96,27 @@ def minilm(home: Path) -> dict[str, Any]:
     result = {"seconds": time.perf_counter() - started, **report.to_dict()}
     if report.registered is not None:
         result["graph_only"] = graph_speedups(parent.ref, report.registered.ref, texts, settings)
+        result["new_texts"] = agreement_on_new_texts(
+            parent.ref, report.registered.ref, texts, settings
+        )
     return result
+
+
+def agreement_on_new_texts(
+    parent_ref: str, child_ref: str, seen: list[str], settings: shipyard.Settings
+) -> dict[str, float]:
+    """Cosine of the registered version against its parent on texts of the same kind that the
+    optimizer never saw (another draw of the same generator): does a pass keep passing?"""
+    known = set(seen)
+    fresh = [t for t in varied_texts(count=600, seed=1) if t not in known][:300]
+    parent, child = (shipyard.load(ref, settings=settings) for ref in (parent_ref, child_ref))
+    a = np.concatenate([next(iter(parent.predict(fresh[i : i + 32]).values()))
+                        for i in range(0, len(fresh), 32)])  # fmt: skip
+    b = np.concatenate([next(iter(child.predict(fresh[i : i + 32]).values()))
+                        for i in range(0, len(fresh), 32)])  # fmt: skip
+    cosine = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    return {"texts": len(fresh), "mean_cosine": float(cosine.mean()),
+            "worst_cosine": float(cosine.min())}  # fmt: skip
 
 
 def graph_speedups(
@@ -174,11 +194,15 @@ def show(title: str, report: dict[str, Any]) -> None:
     for c in report["candidates"]:
         q = c["quality"] or {}
         quality = f"{q.get('metric', '-')} {q.get('candidate', float('nan')):.4f}"
+        if "lower_bound" in q:
+            quality += f" bound {q['lower_bound']:.4f}"
         if "worst_cosine" in q:
             quality += f" worst {q['worst_cosine']:.4f}"
         print(f"  {c['recipe']['name']:<45} {c['speedup_batch1']:5.2f}x b=1  "
               f"{c['speedup_typical']:5.2f}x typical  {quality:<34} {c['reason']}")  # fmt: skip
-    print(f"  registered: {report['registered']}")
+    print(f"  cpu: {', '.join(report['cpu']['flags']) or 'none'} (vnni: {report['cpu']['vnni']}); "
+          f"accuracy on {report['held_out_rows']} held-out rows")  # fmt: skip
+    print(f"  {report['verdict']}")
 
 
 def main() -> None:
@@ -198,6 +222,9 @@ def main() -> None:
                 g = results["minilm"]["graph_only"]
                 print(f"  registered version, ONNX graph alone: {g['speedup_batch32']:.2f}x at "
                       f"batch 32, {g['speedup_batch1']:.2f}x at batch 1")  # fmt: skip
+                n = results["minilm"]["new_texts"]
+                print(f"  on {n['texts']} texts it never saw: mean cosine {n['mean_cosine']:.4f}, "
+                      f"worst {n['worst_cosine']:.4f}")  # fmt: skip
         if "cnn" in only:
             results["cnn"] = cnn(Path(tmp) / "cnn" / "home")
             show("digits CNN", results["cnn"])

@@ -8,6 +8,7 @@ one-sided confidence bound.
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -313,3 +314,30 @@ def test_the_verdict_without_int8() -> None:
         "nothing registered: the fastest candidate that kept its accuracy, graph, is 1.02x at "
         "batch 32; 1.20x is needed"
     )
+
+
+# The speed gate's timing ---------------------------------------------------------------------
+
+
+class _Recorded:
+    """Stands in for a Predictor in the timing loop: records the order of its calls."""
+
+    def __init__(self, name: str, calls: list[str]) -> None:
+        self.name, self.calls = name, calls
+
+    def predict(self, batch: Any) -> dict[str, Any]:
+        self.calls.append(self.name)
+        return {}
+
+
+def test_speed_is_timed_in_alternating_turns(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gates, "TIMING_BUDGET_S", 0.0)
+    calls: list[str] = []
+    ratio = gates.speedup(_Recorded("p", calls), _Recorded("c", calls), [])  # type: ignore[arg-type]
+    assert ratio > 0
+    timed = "".join(calls[8:])  # after each side's warm-up and its one timed call
+    assert calls[:8] == ["p"] * 4 + ["c"] * 4
+    turns = [side for side, _ in itertools.groupby(timed)]
+    assert turns[:2] == ["p", "c"]
+    assert len(turns) == 2 * gates.MIN_PAIRS
+    assert timed.count("p") == timed.count("c")

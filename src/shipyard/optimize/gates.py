@@ -21,7 +21,9 @@ from shipyard.errors import InvalidInputError
 from shipyard.runtime.predictor import Predictor
 
 EVAL_BATCH = 32
-TIMING_BUDGET_S = 0.6
+TIMING_BUDGET_S = 0.6  # per side, of one speed figure
+BLOCK_S = 0.005  # how long each side runs in its turn
+MIN_PAIRS, MAX_PAIRS = 7, 400  # timed (parent turn, candidate turn) pairs of one speed figure
 CONFIDENCE = 0.95  # one-sided, of the bounds the mean metrics gate on
 HELD_OUT_SHARE = 1 / 3
 MIN_SPLIT_ROWS = 30  # fewer rows than this: every row both fits and judges
@@ -177,22 +179,30 @@ def _f1(predicted: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean(scores)) if scores else 0.0
 
 
-def seconds_per_call(predictor: Predictor, batch: Any) -> float:
-    """Median seconds of one call on ``batch``, after a warm-up, within a small time budget."""
+def speedup(parent: Predictor, candidate: Predictor, batch: Any) -> float:
+    """Parent time over candidate time on ``batch``. The two run in turns of about BLOCK_S
+    each (a few calls of a fast model, one of a slow one), and the figure is the median of
+    the turns' ratios: load from elsewhere on the machine, which comes and goes over
+    milliseconds to seconds, falls on both sides of a pair alike (timing each side for a
+    long block let a burst land on one side only), while each side keeps its weights in
+    the cache for the length of its turn, as it would serving."""
+    calls = max(1, round(BLOCK_S / max(_warm(parent, batch), _warm(candidate, batch))))
+    ratios: list[float] = []
+    deadline = time.perf_counter() + 2 * TIMING_BUDGET_S
+    while len(ratios) < MIN_PAIRS or (time.perf_counter() < deadline and len(ratios) < MAX_PAIRS):
+        ratios.append(_turn(parent, batch, calls) / _turn(candidate, batch, calls))
+    return float(np.median(ratios))
+
+
+def _warm(predictor: Predictor, batch: Any) -> float:
+    """Seconds of one call, after a few to warm up."""
     for _ in range(3):
         predictor.predict(batch)
-    times: list[float] = []
-    deadline = time.perf_counter() + TIMING_BUDGET_S
-    while len(times) < 5 or (time.perf_counter() < deadline and len(times) < 200):
-        start = time.perf_counter()
+    return max(_turn(predictor, batch, 1), 1e-9)
+
+
+def _turn(predictor: Predictor, batch: Any, calls: int) -> float:
+    started = time.perf_counter()
+    for _ in range(calls):
         predictor.predict(batch)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
-def speedup(parent: Predictor, candidate: Predictor, batch: Any, rounds: int = 3) -> float:
-    """Parent time over candidate time, measured in alternation so that drift cancels."""
-    ratios = []
-    for _ in range(rounds):
-        ratios.append(seconds_per_call(parent, batch) / seconds_per_call(candidate, batch))
-    return float(np.median(ratios))
+    return max(time.perf_counter() - started, 1e-9)
