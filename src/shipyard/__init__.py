@@ -15,11 +15,10 @@ from typing import TYPE_CHECKING, Any
 from shipyard.errors import ShipyardError
 from shipyard.registry import ModelRef, ModelVersion, Registry
 from shipyard.settings import Settings
+from shipyard.version import __version__
 
 if TYPE_CHECKING:
     from shipyard.runtime.predictor import Predictor
-
-__version__ = "0.1.0"
 
 __all__ = [
     "ModelRef",
