@@ -19,7 +19,14 @@ from shipyard.errors import (
     StorageError,
 )
 from shipyard.registry import store
-from shipyard.registry.artifacts import ArtifactStore, ProgressCallback, StoredBlob
+from shipyard.registry.artifacts import (
+    ArtifactStore,
+    ProgressCallback,
+    StoredBlob,
+    put_manifest,
+    read_manifest,
+)
+from shipyard.registry.backends import open_artifacts, open_database
 from shipyard.registry.database import Database
 from shipyard.registry.domain import (
     ArtifactFile,
@@ -66,17 +73,30 @@ def _ref(ref: str | ModelRef) -> ModelRef:
 
 
 class Registry:
-    """Metadata in a SQL database, artifacts in a content-addressed folder."""
+    """Metadata in a database, artifacts in a content-addressed store.
 
-    def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or Settings()
-        self.database = Database(self.settings.database_url, self.settings.home)
-        self.artifacts = ArtifactStore(self.settings.artifacts_dir)
-        self.actor = self.settings.actor or _os_user()
+    Both come from the settings (``open_database``, ``open_artifacts``) unless given; the
+    registry closes the database it opened, and leaves one it was given to its owner.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        database: Database | None = None,
+        artifacts: ArtifactStore | None = None,
+    ) -> None:
+        settings = settings or Settings()
+        self.settings = settings
+        self._owns_database = database is None
+        self.database = database if database is not None else open_database(settings)
+        self.artifacts = artifacts if artifacts is not None else open_artifacts(settings)
+        self.actor = settings.actor or _os_user()
         self.database.ensure_schema()
 
     def close(self) -> None:
-        self.database.dispose()
+        if self._owns_database:
+            self.database.dispose()
 
     def __enter__(self) -> Registry:
         return self
@@ -166,10 +186,7 @@ class Registry:
 
     def read_files(self, version: ModelVersion) -> dict[str, bytes]:
         """All files of a version, each verified, after checking the manifest itself."""
-        manifest = self.artifacts.read_manifest(version.artifact_digest)
-        expected = {f.path: f for f in version.files}
-        if manifest != expected:
-            raise_manifest_mismatch(version, manifest, expected)
+        self._check_manifest(version)
         return {f.path: self.artifacts.read_verified(f.digest, f.path) for f in version.files}
 
     def verify(
@@ -177,15 +194,19 @@ class Registry:
     ) -> ModelVersion:
         """Re-hash every file of a version; raise IntegrityError naming the first bad one."""
         version = self.get_version(ref)
-        manifest = self.artifacts.read_manifest(version.artifact_digest)
-        expected = {f.path: f for f in version.files}
-        if manifest != expected:
-            raise_manifest_mismatch(version, manifest, expected)
+        self._check_manifest(version)
         for entry in version.files:
             self.artifacts.verify(
                 entry.digest, entry.path, progress(f"verify {entry.path}", entry.size)
             )
         return version
+
+    def _check_manifest(self, version: ModelVersion) -> None:
+        """The manifest blob must list exactly the files the database lists."""
+        manifest = read_manifest(self.artifacts, version.artifact_digest)
+        expected = {f.path: f for f in version.files}
+        if manifest != expected:
+            raise_manifest_mismatch(version, manifest, expected)
 
     # Writing ---------------------------------------------------------------------------
 
@@ -211,7 +232,7 @@ class Registry:
                 if blob.created:
                     created.append(blob.digest)
                 files.append(ArtifactFile(path, blob.digest, blob.size))
-            manifest: StoredBlob = self.artifacts.put_manifest(files)
+            manifest: StoredBlob = put_manifest(self.artifacts, files)
             if manifest.created:
                 created.append(manifest.digest)
             return self._insert_version(name, new, files, manifest.digest, alias)
