@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from shipyard.errors import ShipyardError
-from shipyard.registry import ModelRef, ModelVersion, Registry
+from shipyard.registry import ModelRef, ModelVersion, Registry, registry_from
 from shipyard.settings import Settings
 from shipyard.version import __version__
 
@@ -33,30 +33,58 @@ __all__ = [
 ]
 
 
-def register(source: Any, name: str, **options: Any) -> ModelVersion:
+def register(
+    source: Any,
+    name: str,
+    *,
+    registry: Registry | None = None,
+    settings: Settings | None = None,
+    **options: Any,
+) -> ModelVersion:
     """Register a model as the next version of ``name``; see ``shipyard.formats.register``.
 
-    The version's reference profile (what monitoring compares traffic with) is built here
-    too, when it has reference data."""
+    It goes into ``registry``, else into the registry of ``settings``, else into the one the
+    environment names. The version's reference profile (what monitoring compares traffic
+    with) is built here too, when it has reference data."""
     from shipyard.formats.registration import register as _register
     from shipyard.monitor.references import profile_registered
 
-    version = _register(source, name, **options)
+    target = _target(registry, settings)
+    version = _register(source, name, registry=target, **options)
     if version.conversion.get("reference_data"):
-        registry = options.get("registry")
-        if registry is not None:
-            profile_registered(registry, version)
-        else:
-            with Registry(options.get("settings")) as owned:
-                profile_registered(owned, version)
+        with registry_from(target) as opened:
+            profile_registered(opened, version)
     return version
 
 
-def load(ref: str | ModelRef, **options: Any) -> Predictor:
-    """Load ``name``, ``name:3`` or ``name@alias`` as a Predictor; see ``shipyard.runtime.load``."""
+def load(
+    ref: str | ModelRef,
+    *,
+    registry: Registry | None = None,
+    settings: Settings | None = None,
+    intra_op_threads: int | None = None,
+    inter_op_threads: int | None = None,
+) -> Predictor:
+    """Load ``name``, ``name:3`` or ``name@alias`` as a Predictor; see ``shipyard.runtime.load``.
+
+    It comes from ``registry``, else from the registry of ``settings``, else from the one the
+    environment names."""
     from shipyard.runtime.loading import load as _load
 
-    return _load(ref, **options)
+    return _load(
+        ref,
+        _target(registry, settings),
+        intra_op_threads=intra_op_threads,
+        inter_op_threads=inter_op_threads,
+    )
+
+
+def _target(registry: Registry | None, settings: Settings | None) -> Registry | Settings:
+    # The edge of the Python API: the one place below the CLI and the server that reads the
+    # environment, and only when the caller named no registry and no settings.
+    if registry is not None:
+        return registry
+    return settings if settings is not None else Settings()
 
 
 def __getattr__(name: str) -> Any:

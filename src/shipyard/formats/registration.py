@@ -32,6 +32,7 @@ from shipyard.registry import (
     Registry,
     Signature,
     quiet_progress,
+    registry_from,
     validate_name,
 )
 from shipyard.runtime.predictor import MODEL_FILE, Predictor
@@ -58,11 +59,11 @@ def register(
     run_id: str | None = None,
     parent_version: int | None = None,
     description: str | None = None,
-    registry: Registry | None = None,
-    settings: Settings | None = None,
+    registry: Registry | Settings,
     progress: ProgressFactory = quiet_progress,
 ) -> ModelVersion:
-    """Register a model as the next version of ``name``.
+    """Register a model as the next version of ``name`` in ``registry`` (or in the registry
+    of these settings, opened only once the source and the options are checked).
 
     ``source`` is a scikit-learn estimator or Pipeline, a ``torch.nn.Module`` (with
     ``example_input``), a path to an ``.onnx`` file, a Hugging Face model folder, or a
@@ -82,59 +83,56 @@ def register(
     reference = read_reference(Path(reference_data)) if reference_data is not None else None
     example = read_example(example_input)
 
-    owned = registry is None
-    registry = registry or Registry(settings)
-    try:
-        with tempfile.TemporaryDirectory(prefix="shipyard-stage-") as tmp:
-            staging = Path(tmp)
-            done = progress(f"convert {flavor} model", 0)
-            converted = _convert(
-                source, flavor, staging, example, reference, tolerance, trust_pickle, text
+    with (
+        registry_from(registry) as target,
+        tempfile.TemporaryDirectory(prefix="shipyard-stage-") as tmp,
+    ):
+        staging = Path(tmp)
+        done = progress(f"convert {flavor} model", 0)
+        converted = _convert(
+            source, flavor, staging, example, reference, tolerance, trust_pickle, text
+        )
+        done(1)
+        if converted.parity is not None:
+            converted.parity.enforce(f"{name} ({flavor})", allow_parity_failure)
+        files = dict(converted.files)
+        conversion: dict[str, Any] = {**converted.details, "flavor": flavor}
+        if converted.parity is not None:
+            conversion["parity"] = converted.parity.to_dict()
+        if converted.feature_names is not None:
+            conversion["feature_names"] = converted.feature_names
+        checked_reference: np.ndarray | list[str] | None = None
+        if reference is not None:
+            checked_reference = validate_reference(
+                reference, converted.signature, converted.kind, converted.feature_names
             )
-            done(1)
-            if converted.parity is not None:
-                converted.parity.enforce(f"{name} ({flavor})", allow_parity_failure)
-            files = dict(converted.files)
-            conversion: dict[str, Any] = {**converted.details, "flavor": flavor}
-            if converted.parity is not None:
-                conversion["parity"] = converted.parity.to_dict()
-            if converted.feature_names is not None:
-                conversion["feature_names"] = converted.feature_names
-            checked_reference: np.ndarray | list[str] | None = None
-            if reference is not None:
-                checked_reference = validate_reference(
-                    reference, converted.signature, converted.kind, converted.feature_names
-                )
-                file_name, path = write_reference(checked_reference, staging)
-                files[file_name] = path
-                conversion["reference_data"] = {
-                    "file": file_name,
-                    "rows": len(checked_reference),
-                    "source": Path(reference.source).name,
-                    "columns": reference.columns or converted.feature_names,
-                }
-            stored_example = _example(example, checked_reference, converted)
-            return registry.create_version(
-                name,
-                NewVersion(
-                    flavor=flavor,
-                    kind=converted.kind,
-                    signature=converted.signature,
-                    files=files,
-                    input_example=example_to_json(stored_example),
-                    metrics=metric_values,
-                    tags=dict(tags or {}),
-                    conversion=conversion,
-                    run_id=run_id,
-                    parent_version=parent_version,
-                    description=description,
-                ),
-                alias=alias,
-                progress=progress,
-            )
-    finally:
-        if owned:
-            registry.close()
+            file_name, path = write_reference(checked_reference, staging)
+            files[file_name] = path
+            conversion["reference_data"] = {
+                "file": file_name,
+                "rows": len(checked_reference),
+                "source": Path(reference.source).name,
+                "columns": reference.columns or converted.feature_names,
+            }
+        stored_example = _example(example, checked_reference, converted)
+        return target.create_version(
+            name,
+            NewVersion(
+                flavor=flavor,
+                kind=converted.kind,
+                signature=converted.signature,
+                files=files,
+                input_example=example_to_json(stored_example),
+                metrics=metric_values,
+                tags=dict(tags or {}),
+                conversion=conversion,
+                run_id=run_id,
+                parent_version=parent_version,
+                description=description,
+            ),
+            alias=alias,
+            progress=progress,
+        )
 
 
 def _metrics(metrics: dict[str, float] | None) -> dict[str, float]:

@@ -31,6 +31,7 @@ from shipyard.registry import (
     ProgressFactory,
     Registry,
     quiet_progress,
+    registry_from,
 )
 from shipyard.runtime.predictor import MODEL_FILE, Predictor
 from shipyard.runtime.session import Threading
@@ -105,13 +106,11 @@ def optimize(
         raise InvalidInputError(f"tolerance must be between 0 and 1 (exclusive), got {tolerance}")
     if min_speedup <= 0:
         raise InvalidInputError(f"min_speedup must be positive, got {min_speedup}")
-    owned = registry is None
-    registry = registry or Registry(settings)
-    try:
-        return _optimize(registry, ref, eval_data, labels, tolerance, min_speedup, progress)
-    finally:
-        if owned:
-            registry.close()
+    source = registry if registry is not None else settings
+    if source is None:
+        raise TypeError("optimize() needs the registry= to read and write, or its settings=")
+    with registry_from(source) as target:
+        return _optimize(target, ref, eval_data, labels, tolerance, min_speedup, progress)
 
 
 def _optimize(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import getpass
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,12 +82,11 @@ class Registry:
 
     def __init__(
         self,
-        settings: Settings | None = None,
+        settings: Settings,
         *,
         database: Database | None = None,
         artifacts: ArtifactStore | None = None,
     ) -> None:
-        settings = settings or Settings()
         self.settings = settings
         self._owns_database = database is None
         self.database = database if database is not None else open_database(settings)
@@ -405,6 +405,17 @@ class Registry:
         except Exception:
             return  # cannot tell what is shared: keep the blobs rather than risk breaking a version
         self.artifacts.remove(d for d in digests if d not in used)
+
+
+@contextmanager
+def registry_from(source: Registry | Settings) -> Iterator[Registry]:
+    """The registry given, left open for its owner; or one opened from the settings given,
+    closed when the block ends."""
+    if isinstance(source, Registry):
+        yield source
+        return
+    with Registry(source) as registry:
+        yield registry
 
 
 def raise_manifest_mismatch(
