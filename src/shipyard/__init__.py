@@ -13,11 +13,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from shipyard.errors import ShipyardError
-from shipyard.registry import ModelRef, ModelVersion, Registry, registry_from
+from shipyard.registry import (
+    ModelRef,
+    ModelVersion,
+    ProgressFactory,
+    Registry,
+    quiet_progress,
+    registry_from,
+)
 from shipyard.settings import Settings
 from shipyard.version import __version__
 
 if TYPE_CHECKING:
+    from shipyard.formats.options import RegistrationOptions
     from shipyard.runtime.predictor import Predictor
 
 __all__ = [
@@ -37,20 +45,27 @@ def register(
     source: Any,
     name: str,
     *,
+    options: RegistrationOptions | None = None,
     registry: Registry | None = None,
     settings: Settings | None = None,
-    **options: Any,
+    progress: ProgressFactory = quiet_progress,
+    **keywords: Any,
 ) -> ModelVersion:
     """Register a model as the next version of ``name``; see ``shipyard.formats.register``.
 
-    It goes into ``registry``, else into the registry of ``settings``, else into the one the
-    environment names. The version's reference profile (what monitoring compares traffic
-    with) is built here too, when it has reference data."""
+    The options are ``options`` (a ``shipyard.formats.RegistrationOptions``) with any of its
+    fields given as keywords on top, e.g. ``reference_data="train.csv", alias="production"``;
+    a keyword that names no option is a TypeError. The version goes into ``registry``, else
+    into the registry of ``settings``, else into the one the environment names. Its
+    reference profile (what monitoring compares traffic with) is built here too, when it has
+    reference data."""
+    from shipyard.formats.options import RegistrationOptions
     from shipyard.formats.registration import register as _register
     from shipyard.monitor.references import profile_registered
 
+    chosen = RegistrationOptions.with_keywords(options, keywords)
     target = _target(registry, settings)
-    version = _register(source, name, registry=target, **options)
+    version = _register(source, name, target, chosen, progress=progress)
     if version.conversion.get("reference_data"):
         with registry_from(target) as opened:
             profile_registered(opened, version)

@@ -2,6 +2,7 @@
 
 from shipyard.formats.base import DEFAULT_TOLERANCE, FLAVORS
 from shipyard.formats.onnx_file import TextOptions
+from shipyard.formats.options import RegistrationOptions
 from shipyard.formats.registration import register
 
-__all__ = ["DEFAULT_TOLERANCE", "FLAVORS", "TextOptions", "register"]
+__all__ = ["DEFAULT_TOLERANCE", "FLAVORS", "RegistrationOptions", "TextOptions", "register"]

@@ -9,9 +9,10 @@ from typing import Any
 import numpy as np
 
 from shipyard.errors import InvalidInputError
-from shipyard.formats.base import DEFAULT_TOLERANCE, Converted, Samples, check_flavor, detect_flavor
+from shipyard.formats.base import Converted, Samples, check_flavor, detect_flavor
 from shipyard.formats.huggingface import convert_huggingface
-from shipyard.formats.onnx_file import TextOptions, convert_onnx_file
+from shipyard.formats.onnx_file import convert_onnx_file
+from shipyard.formats.options import RegistrationOptions
 from shipyard.formats.pickle_file import load_pickle
 from shipyard.formats.pytorch import convert_pytorch
 from shipyard.formats.reference import (
@@ -45,21 +46,9 @@ MAX_PARITY_ROWS = 256
 def register(
     source: Any,
     name: str,
-    *,
-    flavor: str | None = None,
-    reference_data: str | Path | None = None,
-    example_input: Any = None,
-    alias: str | None = None,
-    tolerance: float = DEFAULT_TOLERANCE,
-    allow_parity_failure: bool = False,
-    trust_pickle: bool = False,
-    text: TextOptions | None = None,
-    metrics: dict[str, float] | None = None,
-    tags: dict[str, str] | None = None,
-    run_id: str | None = None,
-    parent_version: int | None = None,
-    description: str | None = None,
     registry: Registry | Settings,
+    options: RegistrationOptions | None = None,
+    *,
     progress: ProgressFactory = quiet_progress,
 ) -> ModelVersion:
     """Register a model as the next version of ``name`` in ``registry`` (or in the registry
@@ -74,14 +63,12 @@ def register(
     stored unless every step succeeds.
     """
     validate_name(name)
-    if alias is not None:
-        validate_name(alias, "alias name")
-    if not 0 <= tolerance < 1:
-        raise InvalidInputError(f"tolerance must be in [0, 1), got {tolerance}")
-    metric_values = _metrics(metrics)
-    flavor = check_flavor(flavor) if flavor is not None else detect_flavor(source)
-    reference = read_reference(Path(reference_data)) if reference_data is not None else None
-    example = read_example(example_input)
+    options = options if options is not None else RegistrationOptions()
+    flavor = check_flavor(options.flavor) if options.flavor is not None else detect_flavor(source)
+    reference = (
+        read_reference(Path(options.reference_data)) if options.reference_data is not None else None
+    )
+    example = read_example(options.example_input)
 
     with (
         registry_from(registry) as target,
@@ -89,12 +76,10 @@ def register(
     ):
         staging = Path(tmp)
         done = progress(f"convert {flavor} model", 0)
-        converted = _convert(
-            source, flavor, staging, example, reference, tolerance, trust_pickle, text
-        )
+        converted = _convert(source, flavor, staging, example, reference, options)
         done(1)
         if converted.parity is not None:
-            converted.parity.enforce(f"{name} ({flavor})", allow_parity_failure)
+            converted.parity.enforce(f"{name} ({flavor})", options.allow_parity_failure)
         files = dict(converted.files)
         conversion: dict[str, Any] = {**converted.details, "flavor": flavor}
         if converted.parity is not None:
@@ -123,29 +108,16 @@ def register(
                 signature=converted.signature,
                 files=files,
                 input_example=example_to_json(stored_example),
-                metrics=metric_values,
-                tags=dict(tags or {}),
+                metrics=dict(options.metrics),
+                tags=dict(options.tags),
                 conversion=conversion,
-                run_id=run_id,
-                parent_version=parent_version,
-                description=description,
+                run_id=options.run_id,
+                parent_version=options.parent_version,
+                description=options.description,
             ),
-            alias=alias,
+            alias=options.alias,
             progress=progress,
         )
-
-
-def _metrics(metrics: dict[str, float] | None) -> dict[str, float]:
-    """Plain floats (numpy and torch scalars included), or an InvalidInputError."""
-    values: dict[str, float] = {}
-    for key, value in (metrics or {}).items():
-        try:
-            values[str(key)] = float(value)
-        except (TypeError, ValueError):
-            raise InvalidInputError(
-                f"metric {key!r} must be a number, got {type(value).__name__}"
-            ) from None
-    return values
 
 
 def _samples(example: Any, reference: ReferenceData | None, flavor: str) -> Samples | None:
@@ -170,11 +142,10 @@ def _convert(
     staging: Path,
     example: Any,
     reference: ReferenceData | None,
-    tolerance: float,
-    trust_pickle: bool,
-    text: TextOptions | None = None,
+    options: RegistrationOptions,
 ) -> Converted:
     samples = _samples(example, reference, flavor)
+    tolerance, text = options.tolerance, options.text
     if text is not None and flavor != "onnx":
         raise InvalidInputError("a tokenizer is declared only for an ONNX encoder (.onnx file)")
     if flavor in ("onnx", "huggingface", "pickle") and not isinstance(source, str | Path):
@@ -193,7 +164,7 @@ def _convert(
         sentences = samples if isinstance(samples, list) else None
         return convert_huggingface(Path(source), staging, sentences, tolerance)
     if flavor == "pickle":
-        estimator = load_pickle(Path(source), trust_pickle=trust_pickle)
+        estimator = load_pickle(Path(source), trust_pickle=options.trust_pickle)
         converted = convert_sklearn(estimator, staging, samples, tolerance)
         converted.details["pickled"] = True
         return converted
