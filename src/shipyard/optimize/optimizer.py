@@ -358,22 +358,9 @@ def _register(
             path = Path(tmp) / name
             path.write_bytes(content)
             staged[name] = path
-        return registry.create_version(
-            parent.name,
-            NewVersion(
-                flavor=parent.flavor,
-                kind=parent.kind,
-                signature=parent.signature,
-                files=staged,
-                input_example=parent.input_example,
-                metrics=dict(parent.metrics),
-                tags={**parent.tags, "optimized": best.recipe.name},
-                # the parent's parity was its conversion's; this graph's check is `quality`
-                conversion={
-                    **{k: v for k, v in parent.conversion.items() if k != "parity"},
-                    "optimization": record,
-                },
-                run_id=parent.run_id,
-                parent_version=parent.version,
-            ),
-        )
+        new = NewVersion.derived_from(parent, staged)
+        new.tags["optimized"] = best.recipe.name
+        # the parent's parity was its conversion's; this graph's check is `quality`
+        new.conversion.pop("parity", None)
+        new.conversion["optimization"] = record
+        return registry.create_version(parent.name, new)

@@ -68,6 +68,23 @@ class NewVersion:
     parent_version: int | None = None
     description: str | None = None
 
+    @classmethod
+    def derived_from(cls, parent: ModelVersion, files: Mapping[str, Path]) -> NewVersion:
+        """A version of the same model with ``parent``'s metadata and these files, its
+        lineage naming ``parent``."""
+        return cls(
+            flavor=parent.flavor,
+            kind=parent.kind,
+            signature=parent.signature,
+            files=files,
+            input_example=parent.input_example,
+            metrics=dict(parent.metrics),
+            tags=dict(parent.tags),
+            conversion=dict(parent.conversion),
+            run_id=parent.run_id,
+            parent_version=parent.version,
+        )
+
 
 def _ref(ref: str | ModelRef) -> ModelRef:
     return ref if isinstance(ref, ModelRef) else ModelRef.parse(ref)
