@@ -8,23 +8,17 @@ from typing import Any
 
 import numpy as np
 
-from shipyard.errors import InvalidInputError
-from shipyard.formats.base import Converted, Samples, check_flavor, detect_flavor
-from shipyard.formats.huggingface import convert_huggingface
-from shipyard.formats.onnx_file import convert_onnx_file
+from shipyard.formats.base import Converted
+from shipyard.formats.flavors import check_flavor, convert, detect_flavor
 from shipyard.formats.options import RegistrationOptions
-from shipyard.formats.pickle_file import load_pickle
-from shipyard.formats.pytorch import convert_pytorch
 from shipyard.formats.reference import (
     EXAMPLE_ROWS,
-    ReferenceData,
     example_to_json,
     read_example,
     read_reference,
     validate_reference,
     write_reference,
 )
-from shipyard.formats.sklearn import convert_sklearn
 from shipyard.registry import (
     ModelKind,
     ModelVersion,
@@ -39,8 +33,6 @@ from shipyard.registry import (
 from shipyard.runtime.predictor import MODEL_FILE, Predictor
 from shipyard.runtime.session import V2_TO_NUMPY
 from shipyard.settings import Settings
-
-MAX_PARITY_ROWS = 256
 
 
 def register(
@@ -76,7 +68,7 @@ def register(
     ):
         staging = Path(tmp)
         done = progress(f"convert {flavor} model", 0)
-        converted = _convert(source, flavor, staging, example, reference, options)
+        converted = convert(source, flavor, staging, example, reference, options)
         done(1)
         if converted.parity is not None:
             converted.parity.enforce(f"{name} ({flavor})", options.allow_parity_failure)
@@ -118,59 +110,6 @@ def register(
             alias=options.alias,
             progress=progress,
         )
-
-
-def _samples(example: Any, reference: ReferenceData | None, flavor: str) -> Samples | None:
-    if reference is not None:
-        head = reference.head(MAX_PARITY_ROWS)
-        return head if isinstance(head, list) else np.asarray(head)
-    if example is None:
-        return None
-    if flavor == "huggingface":
-        return [example] if isinstance(example, str) else [str(t) for t in example]
-    if isinstance(example, dict):
-        return None
-    try:
-        return np.asarray(example)
-    except ValueError as exc:
-        raise InvalidInputError(f"the input example is not a rectangular array: {exc}") from None
-
-
-def _convert(
-    source: Any,
-    flavor: str,
-    staging: Path,
-    example: Any,
-    reference: ReferenceData | None,
-    options: RegistrationOptions,
-) -> Converted:
-    samples = _samples(example, reference, flavor)
-    tolerance, text = options.tolerance, options.text
-    if text is not None and flavor != "onnx":
-        raise InvalidInputError("a tokenizer is declared only for an ONNX encoder (.onnx file)")
-    if flavor in ("onnx", "huggingface", "pickle") and not isinstance(source, str | Path):
-        raise InvalidInputError(f"the {flavor} flavor takes a path, got {type(source).__name__}")
-    if isinstance(source, str | Path):
-        if flavor == "sklearn":
-            flavor = "pickle"  # a scikit-learn model on disk is a pickle
-        elif flavor == "pytorch":
-            raise InvalidInputError(
-                "a PyTorch model registers from Python (shipyard.register(module, ...)) with an "
-                "example input, or from the CLI once exported to .onnx"
-            )
-    if flavor == "onnx":
-        return convert_onnx_file(Path(source), staging, samples, text)
-    if flavor == "huggingface":
-        sentences = samples if isinstance(samples, list) else None
-        return convert_huggingface(Path(source), staging, sentences, tolerance)
-    if flavor == "pickle":
-        estimator = load_pickle(Path(source), trust_pickle=options.trust_pickle)
-        converted = convert_sklearn(estimator, staging, samples, tolerance)
-        converted.details["pickled"] = True
-        return converted
-    if flavor == "sklearn":
-        return convert_sklearn(source, staging, samples, tolerance)
-    return convert_pytorch(source, staging, example, samples, tolerance)
 
 
 def _example(example: Any, reference: np.ndarray | list[str] | None, converted: Converted) -> Any:
