@@ -9,6 +9,7 @@ from shipyard.registry.domain import (
     Model,
     ModelKind,
     ModelVersion,
+    NewVersion,
     Signature,
     TensorSpec,
     VersionStatus,
@@ -16,7 +17,6 @@ from shipyard.registry.domain import (
 )
 from shipyard.registry.names import ModelRef, validate_name
 from shipyard.registry.registry import (
-    NewVersion,
     ProgressFactory,
     Registry,
     quiet_progress,

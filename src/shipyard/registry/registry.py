@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import getpass
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy.exc
@@ -33,9 +31,8 @@ from shipyard.registry.domain import (
     ArtifactFile,
     Event,
     Model,
-    ModelKind,
     ModelVersion,
-    Signature,
+    NewVersion,
     VersionStatus,
 )
 from shipyard.registry.names import ModelRef, validate_name
@@ -50,40 +47,6 @@ ProgressFactory = Callable[[str, int], ProgressCallback]
 
 def quiet_progress(_description: str, _total: int) -> ProgressCallback:
     return lambda _n: None
-
-
-@dataclass
-class NewVersion:
-    """Everything a converter produced, staged on disk, ready to become a version."""
-
-    flavor: str
-    kind: ModelKind
-    signature: Signature
-    files: Mapping[str, Path]  # logical name -> staged file
-    input_example: Any = None
-    metrics: dict[str, float] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
-    conversion: dict[str, Any] = field(default_factory=dict)
-    run_id: str | None = None
-    parent_version: int | None = None
-    description: str | None = None
-
-    @classmethod
-    def derived_from(cls, parent: ModelVersion, files: Mapping[str, Path]) -> NewVersion:
-        """A version of the same model with ``parent``'s metadata and these files, its
-        lineage naming ``parent``."""
-        return cls(
-            flavor=parent.flavor,
-            kind=parent.kind,
-            signature=parent.signature,
-            files=files,
-            input_example=parent.input_example,
-            metrics=dict(parent.metrics),
-            tags=dict(parent.tags),
-            conversion=dict(parent.conversion),
-            run_id=parent.run_id,
-            parent_version=parent.version,
-        )
 
 
 def _ref(ref: str | ModelRef) -> ModelRef:
