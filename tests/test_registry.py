@@ -19,7 +19,7 @@ from shipyard.errors import (
     ModelNotFoundError,
     VersionNotFoundError,
 )
-from shipyard.registry import ArtifactFile, ModelRef, ModelVersion, VersionStatus
+from shipyard.registry import ArtifactFile, ModelRef, ModelVersion, NewVersion, VersionStatus
 
 
 def _reference(tmp_path: Path, name: str, seed: int) -> Path:
@@ -346,3 +346,28 @@ def test_metrics_must_be_numbers(settings: Settings, tiny_onnx_path: Path) -> No
     with pytest.raises(InvalidInputError, match="metric 'auc' must be a number, got list"):
         shipyard.register(tiny_onnx_path, "tiny", metrics={"auc": [0.9]}, settings=settings)
     assert not settings.home.exists()
+
+
+def test_a_version_derived_from_another_keeps_its_metadata(
+    registry: Registry, tiny_onnx_path: Path, tmp_path: Path
+) -> None:
+    parent = shipyard.register(
+        tiny_onnx_path, "tiny", metrics={"auc": 0.9}, tags={"team": "risk"}, registry=registry
+    )
+    staged = {}
+    for name, content in registry.read_files(parent).items():
+        staged[name] = tmp_path / name
+        staged[name].write_bytes(content)
+    new = NewVersion.derived_from(parent, staged)
+    new.tags["copied"] = "yes"
+    child = registry.create_version("tiny", new)
+    assert child.parent_version == parent.version
+    assert (child.flavor, child.kind, child.signature) == (
+        parent.flavor,
+        parent.kind,
+        parent.signature,
+    )
+    assert child.metrics == parent.metrics
+    assert child.conversion == parent.conversion
+    assert child.tags == {"team": "risk", "copied": "yes"}
+    assert registry.get_version("tiny:1").tags == {"team": "risk"}  # the parent's own are kept

@@ -6,7 +6,8 @@ import typer
 
 from shipyard.cli.app import settings_of
 from shipyard.cli.output import console
-from shipyard.registry.database import Database, head_revision
+from shipyard.registry.backends import open_database
+from shipyard.registry.database import head_revision
 
 app = typer.Typer(help="Manage the metadata database.", no_args_is_help=True)
 
@@ -14,8 +15,7 @@ app = typer.Typer(help="Manage the metadata database.", no_args_is_help=True)
 @app.command()
 def upgrade(ctx: typer.Context) -> None:
     """Apply every pending migration (also done automatically on first use)."""
-    settings = settings_of(ctx)
-    database = Database(settings.database_url, settings.home)
+    database = open_database(settings_of(ctx))
     try:
         before = database.current_revision()
         after = database.upgrade()
@@ -30,8 +30,7 @@ def upgrade(ctx: typer.Context) -> None:
 @app.command()
 def current(ctx: typer.Context) -> None:
     """Print the schema revision of the database and the newest one this version knows."""
-    settings = settings_of(ctx)
-    database = Database(settings.database_url, settings.home)
+    database = open_database(settings_of(ctx))
     try:
         revision = database.current_revision()
     finally:

@@ -11,7 +11,7 @@ import shipyard
 from shipyard.cli.app import settings_of
 from shipyard.cli.output import console, human_size, print_json, progress_bars
 from shipyard.errors import InvalidInputError
-from shipyard.formats import DEFAULT_TOLERANCE, FLAVORS, TextOptions
+from shipyard.formats import DEFAULT_TOLERANCE, FLAVORS, RegistrationOptions, TextOptions
 from shipyard.registry import Model, ModelRef, ModelVersion, Registry
 
 app = typer.Typer(help="Register and manage model versions.", no_args_is_help=True)
@@ -79,25 +79,23 @@ def register(
     settings = settings_of(ctx)
     if not source.exists():
         raise InvalidInputError(f"model file {source} does not exist")
-    tags, metrics = _pairs(tag, "--tag"), _metrics(metric)
+    options = RegistrationOptions(
+        flavor=flavor,
+        reference_data=reference_data,
+        example_input=example_input,
+        alias=alias,
+        tolerance=tolerance,
+        allow_parity_failure=allow_parity_failure,
+        trust_pickle=trust_pickle,
+        text=TextOptions(tokenizer, pooling, normalize, max_length) if tokenizer else None,
+        tags=_pairs(tag, "--tag"),
+        metrics=_metrics(metric),
+        run_id=run_id,
+        description=description,
+    )
     with Registry(settings) as registry, progress_bars(not json_output) as progress:
         version = shipyard.register(  # the reference profile is built here too
-            source,
-            name,
-            flavor=flavor,
-            reference_data=reference_data,
-            example_input=example_input,
-            alias=alias,
-            tolerance=tolerance,
-            allow_parity_failure=allow_parity_failure,
-            trust_pickle=trust_pickle,
-            text=TextOptions(tokenizer, pooling, normalize, max_length) if tokenizer else None,
-            metrics=metrics,
-            tags=tags,
-            run_id=run_id,
-            description=description,
-            registry=registry,
-            progress=progress,
+            source, name, options=options, registry=registry, progress=progress
         )
     if json_output:
         print_json(version)

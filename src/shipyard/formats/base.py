@@ -1,4 +1,4 @@
-"""What every converter hands back, and how a source is recognised."""
+"""What every converter hands back: the ONNX model staged on disk, and how close it came."""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from shipyard.errors import ParityError, UnknownFlavorError
+from shipyard.errors import ParityError
 from shipyard.registry.domain import ModelKind, Signature
 
-FLAVORS = ("onnx", "sklearn", "pytorch", "huggingface", "pickle")
-PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
 DEFAULT_TOLERANCE = 1e-4
 
 # Samples to check parity on: rows of a single-input tensor model, or strings for text models.
@@ -61,50 +59,3 @@ class Converted:
     parity: Parity | None
     feature_names: list[str] | None = None
     details: dict[str, Any] = field(default_factory=dict)
-
-
-def detect_flavor(source: object) -> str:
-    """The flavor of a path or an in-memory model object."""
-    if isinstance(source, str | Path):
-        path = Path(source)
-        if path.is_dir():
-            if (path / "config.json").is_file():
-                return "huggingface"
-            raise UnknownFlavorError(
-                f"{path} is a folder without config.json; Shipyard reads Hugging Face model "
-                "folders (config.json, safetensors weights, tokenizer.json)"
-            )
-        if path.suffix == ".onnx":
-            return "onnx"
-        if path.suffix in PICKLE_SUFFIXES:
-            return "pickle"
-        raise UnknownFlavorError(
-            f"cannot tell the flavor of {path}: expected an .onnx file, a pickled scikit-learn "
-            f"model ({', '.join(PICKLE_SUFFIXES)}) or a Hugging Face model folder; pass flavor= "
-            f"one of {', '.join(FLAVORS)}"
-        )
-    module = type(source).__module__.split(".")[0]
-    if module == "sklearn" or (hasattr(source, "fit") and hasattr(source, "get_params")):
-        return "sklearn"
-    if module == "torch" or _is_torch_module(source):
-        return "pytorch"
-    raise UnknownFlavorError(
-        f"cannot register an object of type {type(source).__module__}.{type(source).__name__}: "
-        f"expected a scikit-learn estimator, a torch.nn.Module or a path; known flavors are "
-        f"{', '.join(FLAVORS)}"
-    )
-
-
-def _is_torch_module(obj: object) -> bool:
-    return any(
-        cls.__module__.startswith("torch.nn") and cls.__name__ == "Module"
-        for cls in type(obj).__mro__
-    )
-
-
-def check_flavor(flavor: str) -> str:
-    if flavor not in FLAVORS:
-        raise UnknownFlavorError(
-            f"unknown flavor {flavor!r}; known flavors are {', '.join(FLAVORS)}"
-        )
-    return flavor

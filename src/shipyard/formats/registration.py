@@ -8,22 +8,17 @@ from typing import Any
 
 import numpy as np
 
-from shipyard.errors import InvalidInputError
-from shipyard.formats.base import DEFAULT_TOLERANCE, Converted, Samples, check_flavor, detect_flavor
-from shipyard.formats.huggingface import convert_huggingface
-from shipyard.formats.onnx_file import TextOptions, convert_onnx_file
-from shipyard.formats.pickle_file import load_pickle
-from shipyard.formats.pytorch import convert_pytorch
+from shipyard.formats.base import Converted
+from shipyard.formats.flavors import check_flavor, convert, detect_flavor
+from shipyard.formats.options import RegistrationOptions
 from shipyard.formats.reference import (
     EXAMPLE_ROWS,
-    ReferenceData,
     example_to_json,
     read_example,
     read_reference,
     validate_reference,
     write_reference,
 )
-from shipyard.formats.sklearn import convert_sklearn
 from shipyard.registry import (
     ModelKind,
     ModelVersion,
@@ -32,37 +27,24 @@ from shipyard.registry import (
     Registry,
     Signature,
     quiet_progress,
+    registry_from,
     validate_name,
 )
 from shipyard.runtime.predictor import MODEL_FILE, Predictor
 from shipyard.runtime.session import V2_TO_NUMPY
 from shipyard.settings import Settings
 
-MAX_PARITY_ROWS = 256
-
 
 def register(
     source: Any,
     name: str,
+    registry: Registry | Settings,
+    options: RegistrationOptions | None = None,
     *,
-    flavor: str | None = None,
-    reference_data: str | Path | None = None,
-    example_input: Any = None,
-    alias: str | None = None,
-    tolerance: float = DEFAULT_TOLERANCE,
-    allow_parity_failure: bool = False,
-    trust_pickle: bool = False,
-    text: TextOptions | None = None,
-    metrics: dict[str, float] | None = None,
-    tags: dict[str, str] | None = None,
-    run_id: str | None = None,
-    parent_version: int | None = None,
-    description: str | None = None,
-    registry: Registry | None = None,
-    settings: Settings | None = None,
     progress: ProgressFactory = quiet_progress,
 ) -> ModelVersion:
-    """Register a model as the next version of ``name``.
+    """Register a model as the next version of ``name`` in ``registry`` (or in the registry
+    of these settings, opened only once the source and the options are checked).
 
     ``source`` is a scikit-learn estimator or Pipeline, a ``torch.nn.Module`` (with
     ``example_input``), a path to an ``.onnx`` file, a Hugging Face model folder, or a
@@ -73,135 +55,61 @@ def register(
     stored unless every step succeeds.
     """
     validate_name(name)
-    if alias is not None:
-        validate_name(alias, "alias name")
-    if not 0 <= tolerance < 1:
-        raise InvalidInputError(f"tolerance must be in [0, 1), got {tolerance}")
-    metric_values = _metrics(metrics)
-    flavor = check_flavor(flavor) if flavor is not None else detect_flavor(source)
-    reference = read_reference(Path(reference_data)) if reference_data is not None else None
-    example = read_example(example_input)
+    options = options if options is not None else RegistrationOptions()
+    flavor = check_flavor(options.flavor) if options.flavor is not None else detect_flavor(source)
+    reference = (
+        read_reference(Path(options.reference_data)) if options.reference_data is not None else None
+    )
+    example = read_example(options.example_input)
 
-    owned = registry is None
-    registry = registry or Registry(settings)
-    try:
-        with tempfile.TemporaryDirectory(prefix="shipyard-stage-") as tmp:
-            staging = Path(tmp)
-            done = progress(f"convert {flavor} model", 0)
-            converted = _convert(
-                source, flavor, staging, example, reference, tolerance, trust_pickle, text
+    with (
+        registry_from(registry) as target,
+        tempfile.TemporaryDirectory(prefix="shipyard-stage-") as tmp,
+    ):
+        staging = Path(tmp)
+        done = progress(f"convert {flavor} model", 0)
+        converted = convert(source, flavor, staging, example, reference, options)
+        done(1)
+        if converted.parity is not None:
+            converted.parity.enforce(f"{name} ({flavor})", options.allow_parity_failure)
+        files = dict(converted.files)
+        conversion: dict[str, Any] = {**converted.details, "flavor": flavor}
+        if converted.parity is not None:
+            conversion["parity"] = converted.parity.to_dict()
+        if converted.feature_names is not None:
+            conversion["feature_names"] = converted.feature_names
+        checked_reference: np.ndarray | list[str] | None = None
+        if reference is not None:
+            checked_reference = validate_reference(
+                reference, converted.signature, converted.kind, converted.feature_names
             )
-            done(1)
-            if converted.parity is not None:
-                converted.parity.enforce(f"{name} ({flavor})", allow_parity_failure)
-            files = dict(converted.files)
-            conversion: dict[str, Any] = {**converted.details, "flavor": flavor}
-            if converted.parity is not None:
-                conversion["parity"] = converted.parity.to_dict()
-            if converted.feature_names is not None:
-                conversion["feature_names"] = converted.feature_names
-            checked_reference: np.ndarray | list[str] | None = None
-            if reference is not None:
-                checked_reference = validate_reference(
-                    reference, converted.signature, converted.kind, converted.feature_names
-                )
-                file_name, path = write_reference(checked_reference, staging)
-                files[file_name] = path
-                conversion["reference_data"] = {
-                    "file": file_name,
-                    "rows": len(checked_reference),
-                    "source": Path(reference.source).name,
-                    "columns": reference.columns or converted.feature_names,
-                }
-            stored_example = _example(example, checked_reference, converted)
-            return registry.create_version(
-                name,
-                NewVersion(
-                    flavor=flavor,
-                    kind=converted.kind,
-                    signature=converted.signature,
-                    files=files,
-                    input_example=example_to_json(stored_example),
-                    metrics=metric_values,
-                    tags=dict(tags or {}),
-                    conversion=conversion,
-                    run_id=run_id,
-                    parent_version=parent_version,
-                    description=description,
-                ),
-                alias=alias,
-                progress=progress,
-            )
-    finally:
-        if owned:
-            registry.close()
-
-
-def _metrics(metrics: dict[str, float] | None) -> dict[str, float]:
-    """Plain floats (numpy and torch scalars included), or an InvalidInputError."""
-    values: dict[str, float] = {}
-    for key, value in (metrics or {}).items():
-        try:
-            values[str(key)] = float(value)
-        except (TypeError, ValueError):
-            raise InvalidInputError(
-                f"metric {key!r} must be a number, got {type(value).__name__}"
-            ) from None
-    return values
-
-
-def _samples(example: Any, reference: ReferenceData | None, flavor: str) -> Samples | None:
-    if reference is not None:
-        head = reference.head(MAX_PARITY_ROWS)
-        return head if isinstance(head, list) else np.asarray(head)
-    if example is None:
-        return None
-    if flavor == "huggingface":
-        return [example] if isinstance(example, str) else [str(t) for t in example]
-    if isinstance(example, dict):
-        return None
-    try:
-        return np.asarray(example)
-    except ValueError as exc:
-        raise InvalidInputError(f"the input example is not a rectangular array: {exc}") from None
-
-
-def _convert(
-    source: Any,
-    flavor: str,
-    staging: Path,
-    example: Any,
-    reference: ReferenceData | None,
-    tolerance: float,
-    trust_pickle: bool,
-    text: TextOptions | None = None,
-) -> Converted:
-    samples = _samples(example, reference, flavor)
-    if text is not None and flavor != "onnx":
-        raise InvalidInputError("a tokenizer is declared only for an ONNX encoder (.onnx file)")
-    if flavor in ("onnx", "huggingface", "pickle") and not isinstance(source, str | Path):
-        raise InvalidInputError(f"the {flavor} flavor takes a path, got {type(source).__name__}")
-    if isinstance(source, str | Path):
-        if flavor == "sklearn":
-            flavor = "pickle"  # a scikit-learn model on disk is a pickle
-        elif flavor == "pytorch":
-            raise InvalidInputError(
-                "a PyTorch model registers from Python (shipyard.register(module, ...)) with an "
-                "example input, or from the CLI once exported to .onnx"
-            )
-    if flavor == "onnx":
-        return convert_onnx_file(Path(source), staging, samples, text)
-    if flavor == "huggingface":
-        sentences = samples if isinstance(samples, list) else None
-        return convert_huggingface(Path(source), staging, sentences, tolerance)
-    if flavor == "pickle":
-        estimator = load_pickle(Path(source), trust_pickle=trust_pickle)
-        converted = convert_sklearn(estimator, staging, samples, tolerance)
-        converted.details["pickled"] = True
-        return converted
-    if flavor == "sklearn":
-        return convert_sklearn(source, staging, samples, tolerance)
-    return convert_pytorch(source, staging, example, samples, tolerance)
+            file_name, path = write_reference(checked_reference, staging)
+            files[file_name] = path
+            conversion["reference_data"] = {
+                "file": file_name,
+                "rows": len(checked_reference),
+                "source": Path(reference.source).name,
+                "columns": reference.columns or converted.feature_names,
+            }
+        stored_example = _example(example, checked_reference, converted)
+        return target.create_version(
+            name,
+            NewVersion(
+                flavor=flavor,
+                kind=converted.kind,
+                signature=converted.signature,
+                files=files,
+                input_example=example_to_json(stored_example),
+                metrics=dict(options.metrics),
+                tags=dict(options.tags),
+                conversion=conversion,
+                run_id=options.run_id,
+                parent_version=options.parent_version,
+                description=options.description,
+            ),
+            alias=options.alias,
+            progress=progress,
+        )
 
 
 def _example(example: Any, reference: np.ndarray | list[str] | None, converted: Converted) -> Any:

@@ -270,12 +270,9 @@ def _line(times: list[datetime], values: list[float], width: int = 320, height: 
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    from shipyard.version import __version__
 
-    try:
-        return version("shipyard")
-    except PackageNotFoundError:
-        return "(source tree)"
+    return __version__
 
 
 def _e(text: str) -> str:

@@ -33,6 +33,7 @@ from shipyard.registry import (
     ProgressFactory,
     Registry,
     quiet_progress,
+    registry_from,
 )
 from shipyard.runtime.predictor import MODEL_FILE, Predictor
 from shipyard.runtime.session import Threading
@@ -59,13 +60,11 @@ def optimize(
         raise InvalidInputError(f"tolerance must be between 0 and 1 (exclusive), got {tolerance}")
     if min_speedup <= 0:
         raise InvalidInputError(f"min_speedup must be positive, got {min_speedup}")
-    owned = registry is None
-    registry = registry or Registry(settings)
-    try:
-        return _optimize(registry, ref, eval_data, labels, tolerance, min_speedup, progress)
-    finally:
-        if owned:
-            registry.close()
+    source = registry if registry is not None else settings
+    if source is None:
+        raise TypeError("optimize() needs the registry= to read and write, or its settings=")
+    with registry_from(source) as target:
+        return _optimize(target, ref, eval_data, labels, tolerance, min_speedup, progress)
 
 
 def _optimize(
@@ -314,22 +313,9 @@ def _register(
             path = Path(tmp) / name
             path.write_bytes(content)
             staged[name] = path
-        return registry.create_version(
-            parent.name,
-            NewVersion(
-                flavor=parent.flavor,
-                kind=parent.kind,
-                signature=parent.signature,
-                files=staged,
-                input_example=parent.input_example,
-                metrics=dict(parent.metrics),
-                tags={**parent.tags, "optimized": best.recipe.name},
-                # the parent's parity was its conversion's; this graph's check is `quality`
-                conversion={
-                    **{k: v for k, v in parent.conversion.items() if k != "parity"},
-                    "optimization": record,
-                },
-                run_id=parent.run_id,
-                parent_version=parent.version,
-            ),
-        )
+        new = NewVersion.derived_from(parent, staged)
+        new.tags["optimized"] = best.recipe.name
+        # the parent's parity was its conversion's; this graph's check is `quality`
+        new.conversion.pop("parity", None)
+        new.conversion["optimization"] = record
+        return registry.create_version(parent.name, new)

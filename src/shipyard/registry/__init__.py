@@ -9,13 +9,19 @@ from shipyard.registry.domain import (
     Model,
     ModelKind,
     ModelVersion,
+    NewVersion,
     Signature,
     TensorSpec,
     VersionStatus,
     plain,
 )
 from shipyard.registry.names import ModelRef, validate_name
-from shipyard.registry.registry import NewVersion, ProgressFactory, Registry, quiet_progress
+from shipyard.registry.registry import (
+    ProgressFactory,
+    Registry,
+    quiet_progress,
+    registry_from,
+)
 
 __all__ = [
     "ArtifactFile",
@@ -32,5 +38,6 @@ __all__ = [
     "VersionStatus",
     "plain",
     "quiet_progress",
+    "registry_from",
     "validate_name",
 ]

@@ -1,13 +1,15 @@
-"""The metadata database: engine, SQLite pragmas, one session scope, migrations under a lock."""
+"""The metadata database seam (``Database``: what the registry and the monitor's store use),
+and ``SqlDatabase``, its SQLAlchemy implementation: engine, SQLite pragmas, one session scope,
+Alembic migrations under a lock."""
 
 from __future__ import annotations
 
 import json
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import orjson
@@ -72,8 +74,32 @@ def json_text(value: Any) -> str:
     return json.dumps(value)
 
 
-class Database:
-    """Owns the engine; hands out sessions that commit on success and roll back on error."""
+class Database(Protocol):
+    """A metadata database holding the registry's tables (and the monitor's)."""
+
+    url: str
+    dialect: str  # SQLAlchemy's name for its SQL ("sqlite", "postgresql"), for bulk statements
+
+    def session(self) -> AbstractContextManager[Session]:
+        """A session that commits when the block succeeds and rolls back when it raises;
+        a failure of the database itself comes out as a StorageError."""
+        ...
+
+    def current_revision(self) -> str | None: ...
+
+    def upgrade(self) -> str:
+        """Bring the schema to head, safely against other processes; the head revision."""
+        ...
+
+    def ensure_schema(self) -> None:
+        """Migrate on first use in this process; later calls cost nothing."""
+        ...
+
+    def dispose(self) -> None: ...
+
+
+class SqlDatabase:
+    """A ``Database`` at any SQLAlchemy URL; owns the engine."""
 
     def __init__(self, url: str, lock_dir: Path) -> None:
         self.url = url
@@ -87,7 +113,8 @@ class Database:
             raise InvalidInputError(
                 f"cannot use the database URL {url!r} (SHIPYARD_DB_URL): {exc}"
             ) from None
-        if self.engine.dialect.name == "sqlite":
+        self.dialect = self.engine.dialect.name
+        if self.dialect == "sqlite":
             _configure_sqlite(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
@@ -111,7 +138,6 @@ class Database:
             return MigrationContext.configure(conn).get_current_revision()
 
     def upgrade(self) -> str:
-        """Bring the schema to head; safe to call from several processes at once."""
         try:
             with FileLock(str(self.lock_path), timeout=120):
                 if self.current_revision() != head_revision():
@@ -128,7 +154,6 @@ class Database:
         return head_revision()
 
     def ensure_schema(self) -> None:
-        """Migrate on first use in this process; later calls cost nothing."""
         if self.url not in _upgraded:
             self.upgrade()
 

@@ -1,10 +1,13 @@
-"""Plain domain objects the registry hands out; database rows never leave the store."""
+"""Plain domain objects the registry takes in and hands out; database rows never leave the
+store."""
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 # V2 (Open Inference Protocol) datatype names, the vocabulary of every signature.
@@ -144,3 +147,37 @@ def plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [plain(v) for v in value]
     return value
+
+
+@dataclass
+class NewVersion:
+    """Everything a converter produced, staged on disk, ready to become a version."""
+
+    flavor: str
+    kind: ModelKind
+    signature: Signature
+    files: Mapping[str, Path]  # logical name -> staged file
+    input_example: Any = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    conversion: dict[str, Any] = field(default_factory=dict)
+    run_id: str | None = None
+    parent_version: int | None = None
+    description: str | None = None
+
+    @classmethod
+    def derived_from(cls, parent: ModelVersion, files: Mapping[str, Path]) -> NewVersion:
+        """A version of the same model with ``parent``'s metadata and these files, its
+        lineage naming ``parent``."""
+        return cls(
+            flavor=parent.flavor,
+            kind=parent.kind,
+            signature=parent.signature,
+            files=files,
+            input_example=parent.input_example,
+            metrics=dict(parent.metrics),
+            tags=dict(parent.tags),
+            conversion=dict(parent.conversion),
+            run_id=parent.run_id,
+            parent_version=parent.version,
+        )

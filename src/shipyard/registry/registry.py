@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import getpass
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy.exc
@@ -19,15 +18,21 @@ from shipyard.errors import (
     StorageError,
 )
 from shipyard.registry import store
-from shipyard.registry.artifacts import ArtifactStore, ProgressCallback, StoredBlob
+from shipyard.registry.artifacts import (
+    ArtifactStore,
+    ProgressCallback,
+    StoredBlob,
+    put_manifest,
+    read_manifest,
+)
+from shipyard.registry.backends import open_artifacts, open_database
 from shipyard.registry.database import Database
 from shipyard.registry.domain import (
     ArtifactFile,
     Event,
     Model,
-    ModelKind,
     ModelVersion,
-    Signature,
+    NewVersion,
     VersionStatus,
 )
 from shipyard.registry.names import ModelRef, validate_name
@@ -44,39 +49,34 @@ def quiet_progress(_description: str, _total: int) -> ProgressCallback:
     return lambda _n: None
 
 
-@dataclass
-class NewVersion:
-    """Everything a converter produced, staged on disk, ready to become a version."""
-
-    flavor: str
-    kind: ModelKind
-    signature: Signature
-    files: Mapping[str, Path]  # logical name -> staged file
-    input_example: Any = None
-    metrics: dict[str, float] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
-    conversion: dict[str, Any] = field(default_factory=dict)
-    run_id: str | None = None
-    parent_version: int | None = None
-    description: str | None = None
-
-
 def _ref(ref: str | ModelRef) -> ModelRef:
     return ref if isinstance(ref, ModelRef) else ModelRef.parse(ref)
 
 
 class Registry:
-    """Metadata in a SQL database, artifacts in a content-addressed folder."""
+    """Metadata in a database, artifacts in a content-addressed store.
 
-    def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or Settings()
-        self.database = Database(self.settings.database_url, self.settings.home)
-        self.artifacts = ArtifactStore(self.settings.artifacts_dir)
-        self.actor = self.settings.actor or _os_user()
+    Both come from the settings (``open_database``, ``open_artifacts``) unless given; the
+    registry closes the database it opened, and leaves one it was given to its owner.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        database: Database | None = None,
+        artifacts: ArtifactStore | None = None,
+    ) -> None:
+        self.settings = settings
+        self._owns_database = database is None
+        self.database = database if database is not None else open_database(settings)
+        self.artifacts = artifacts if artifacts is not None else open_artifacts(settings)
+        self.actor = settings.actor or _os_user()
         self.database.ensure_schema()
 
     def close(self) -> None:
-        self.database.dispose()
+        if self._owns_database:
+            self.database.dispose()
 
     def __enter__(self) -> Registry:
         return self
@@ -166,10 +166,7 @@ class Registry:
 
     def read_files(self, version: ModelVersion) -> dict[str, bytes]:
         """All files of a version, each verified, after checking the manifest itself."""
-        manifest = self.artifacts.read_manifest(version.artifact_digest)
-        expected = {f.path: f for f in version.files}
-        if manifest != expected:
-            raise_manifest_mismatch(version, manifest, expected)
+        self._check_manifest(version)
         return {f.path: self.artifacts.read_verified(f.digest, f.path) for f in version.files}
 
     def verify(
@@ -177,15 +174,19 @@ class Registry:
     ) -> ModelVersion:
         """Re-hash every file of a version; raise IntegrityError naming the first bad one."""
         version = self.get_version(ref)
-        manifest = self.artifacts.read_manifest(version.artifact_digest)
-        expected = {f.path: f for f in version.files}
-        if manifest != expected:
-            raise_manifest_mismatch(version, manifest, expected)
+        self._check_manifest(version)
         for entry in version.files:
             self.artifacts.verify(
                 entry.digest, entry.path, progress(f"verify {entry.path}", entry.size)
             )
         return version
+
+    def _check_manifest(self, version: ModelVersion) -> None:
+        """The manifest blob must list exactly the files the database lists."""
+        manifest = read_manifest(self.artifacts, version.artifact_digest)
+        expected = {f.path: f for f in version.files}
+        if manifest != expected:
+            raise_manifest_mismatch(version, manifest, expected)
 
     # Writing ---------------------------------------------------------------------------
 
@@ -211,7 +212,7 @@ class Registry:
                 if blob.created:
                     created.append(blob.digest)
                 files.append(ArtifactFile(path, blob.digest, blob.size))
-            manifest: StoredBlob = self.artifacts.put_manifest(files)
+            manifest: StoredBlob = put_manifest(self.artifacts, files)
             if manifest.created:
                 created.append(manifest.digest)
             return self._insert_version(name, new, files, manifest.digest, alias)
@@ -384,6 +385,17 @@ class Registry:
         except Exception:
             return  # cannot tell what is shared: keep the blobs rather than risk breaking a version
         self.artifacts.remove(d for d in digests if d not in used)
+
+
+@contextmanager
+def registry_from(source: Registry | Settings) -> Iterator[Registry]:
+    """The registry given, left open for its owner; or one opened from the settings given,
+    closed when the block ends."""
+    if isinstance(source, Registry):
+        yield source
+        return
+    with Registry(source) as registry:
+        yield registry
 
 
 def raise_manifest_mismatch(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shipyard.registry import ModelRef, Registry
+from shipyard.registry import ModelRef, Registry, registry_from
 from shipyard.runtime.predictor import Predictor
 from shipyard.runtime.session import Threading
 from shipyard.settings import Settings
@@ -10,22 +10,17 @@ from shipyard.settings import Settings
 
 def load(
     ref: str | ModelRef,
+    registry: Registry | Settings,
     *,
-    registry: Registry | None = None,
-    settings: Settings | None = None,
     intra_op_threads: int | None = None,
     inter_op_threads: int | None = None,
 ) -> Predictor:
-    """``shipyard.load("fraud@production")``: the version's verified files behind a Predictor."""
-    owned = registry is None
-    registry = registry or Registry(settings)
-    try:
-        version = registry.get_version(ref)
-        files = registry.read_files(version)
-    finally:
-        if owned:
-            registry.close()
-    base = registry.settings
+    """The verified files of ``ref`` in ``registry`` (or in the registry of these settings)
+    behind a Predictor; thread counts not given come from the registry's settings."""
+    with registry_from(registry) as source:
+        version = source.get_version(ref)
+        files = source.read_files(version)
+        base = source.settings
     threading = Threading(
         intra_op=base.intra_op_threads if intra_op_threads is None else intra_op_threads,
         inter_op=base.inter_op_threads if inter_op_threads is None else inter_op_threads,

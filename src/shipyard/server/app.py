@@ -17,7 +17,6 @@ from typing import Any
 
 import orjson
 
-from shipyard import __version__
 from shipyard.errors import (
     DeadlineExceededError,
     ForbiddenError,
@@ -52,6 +51,7 @@ from shipyard.server.http import (
 from shipyard.server.interface import ModelInterface
 from shipyard.server.metrics import CONTENT_TYPE, Metrics
 from shipyard.settings import Settings
+from shipyard.version import __version__
 
 log = logging.getLogger("shipyard.server")
 

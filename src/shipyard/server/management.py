@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from shipyard import __version__
 from shipyard.errors import ShipyardError
+from shipyard.version import __version__
 
 if TYPE_CHECKING:
     from shipyard.server.app import ShipyardApp
