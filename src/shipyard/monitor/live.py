@@ -55,7 +55,7 @@ from shipyard.monitor.privacy import Redactor
 from shipyard.monitor.profile import Profile
 from shipyard.monitor.references import reference_profile
 from shipyard.registry import ModelVersion, Registry
-from shipyard.registry.monitoring import MonitorStore, StoredWindow
+from shipyard.registry.monitoring import StoredWindow
 from shipyard.runtime.batcher import Pending
 from shipyard.runtime.runner import BatchTap, split_rows
 from shipyard.settings import Settings
@@ -168,7 +168,7 @@ class LiveMonitor:
         self.enabled = self.options.enabled
         self.flush_seconds = settings.flush_seconds
         self.queue_limit = self.options.queue_requests
-        self.store = MonitorStore(registry.database)
+        self.store = registry.monitoring
         self.replica = self.options.replica or f"{socket.gethostname()}:{os.getpid()}"
         self.watched: dict[Key, Watched] = {}
         self.dropped = 0

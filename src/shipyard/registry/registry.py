@@ -30,6 +30,7 @@ from shipyard.registry.domain import (
     Signature,
     VersionStatus,
 )
+from shipyard.registry.monitoring import MonitorStore
 from shipyard.registry.names import ModelRef, validate_name
 from shipyard.registry.schema import AliasRow, EventRow, FileRow, ModelRow, VersionRow
 from shipyard.settings import Settings
@@ -71,6 +72,7 @@ class Registry:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
         self.database = Database(self.settings.database_url, self.settings.home)
+        self.monitoring = MonitorStore(self.database)
         self.artifacts = ArtifactStore(self.settings.artifacts_dir)
         self.actor = self.settings.actor or _os_user()
         self.database.ensure_schema()
