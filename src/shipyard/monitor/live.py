@@ -26,7 +26,6 @@ a request.
 from __future__ import annotations
 
 import functools
-import itertools
 import logging
 import os
 import random
@@ -57,7 +56,8 @@ from shipyard.monitor.references import reference_profile
 from shipyard.registry import ModelVersion, Registry
 from shipyard.registry.monitoring import StoredWindow
 from shipyard.runtime.batcher import Pending
-from shipyard.runtime.runner import BatchTap, split_rows
+from shipyard.runtime.batches import join_arrays, join_texts, split, split_arrays
+from shipyard.runtime.runner import BatchTap
 from shipyard.settings import Settings
 
 log = logging.getLogger("shipyard.monitor")
@@ -504,17 +504,13 @@ def _joined(
     """The observations' inputs and outputs as one batch."""
     first_inputs, first_outputs = observations[0][1], observations[0][2]
     if isinstance(first_inputs, list):
-        texts: list[Any] = []
-        for o in observations:
-            texts.extend(o[1])
+        texts = join_texts(o[1] for o in observations)
         inputs: dict[str, Any] = {text_input: np.asarray(texts, dtype=object)}
     else:  # the runner's feeds and outputs are arrays already
-        inputs = {name: np.concatenate([o[1][name] for o in observations]) for name in first_inputs}
-    outputs = {
-        name: np.concatenate([o[2][name] for o in observations])
-        for name in first_outputs
-        if not name.startswith("__")
-    }
+        inputs = join_arrays([o[1] for o in observations])
+    outputs = join_arrays(
+        [o[2] for o in observations], [name for name in first_outputs if not name.startswith("__")]
+    )
     return inputs, outputs
 
 
@@ -545,12 +541,7 @@ def _split(
     """A batch's inputs and outputs, one part per request."""
     if len(rows) == 1:
         return [(inputs, outputs)]
-    if isinstance(inputs, list):  # a text model's strings
-        starts = np.cumsum([0, *rows]).tolist()
-        input_parts: list[Any] = [inputs[a:b] for a, b in itertools.pairwise(starts)]
-    else:
-        input_parts = split_rows(inputs, rows)
-    return list(zip(input_parts, split_rows(outputs, rows), strict=True))
+    return list(zip(split(inputs, rows), split_arrays(outputs, rows), strict=True))
 
 
 def _spacing(watched: Watched, batches_per_second: float, requests: int, rows: int) -> int:
