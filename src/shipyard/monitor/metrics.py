@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from shipyard.monitor.drift import distance_of, p_value_test, reported_distance
 from shipyard.monitor.live import LiveMonitor
 
 MV = ["model", "version"]
@@ -78,22 +79,21 @@ class MonitorCollector(Collector):
             for column in last.drift.columns:
                 if column.method == "none":
                     continue
-                distance = "wasserstein" if column.kind == "numeric" else "jensen_shannon"
-                if column.method == "psi":
-                    distance = "psi"
+                distance = reported_distance(column)
                 score.add_metric(
-                    [*labels, column.column, distance], column.statistics.get(distance, 0.0)
+                    [*labels, column.column, distance.name],
+                    column.statistics.get(distance.key, 0.0),
                 )
-                test = "ks" if column.kind == "numeric" else "chi_square"
-                key = "ks_p_value" if test == "ks" else "chi_square_p_value"
-                p_value.add_metric([*labels, column.column, test], column.statistics[key])
+                test = p_value_test(column.kind)
+                p_value.add_metric([*labels, column.column, test.name], column.statistics[test.key])
                 drifted.add_metric([*labels, column.column], float(column.drifted))
             for column in last.drift.predictions:
                 if column.method == "none":
                     continue
-                distance = "wasserstein" if column.kind == "numeric" else "jensen_shannon"
+                distance = distance_of(column.kind)
                 prediction.add_metric(
-                    [*labels, column.column, distance], column.statistics.get(distance, 0.0)
+                    [*labels, column.column, distance.name],
+                    column.statistics.get(distance.key, 0.0),
                 )
         dropped = CounterMetricFamily(
             "shipyard_monitor_dropped_observations",
