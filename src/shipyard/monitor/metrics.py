@@ -62,9 +62,9 @@ class MonitorCollector(Collector):
         )
         for (name, number), watched in list(self.monitor.watched.items()):
             labels = [name, str(number)]
-            for (feature, kind), count in watched.quality_totals.items():
+            for (feature, kind), count in watched.window.quality_totals.items():
                 quality.add_metric([*labels, feature, kind], count)
-            last = watched.last
+            last = watched.evaluation.last
             if last is None:
                 continue
             evaluated.add_metric(labels, last.evaluated_at.timestamp())
@@ -99,7 +99,7 @@ class MonitorCollector(Collector):
             "shipyard_monitor_dropped_observations",
             "Batches not sketched because the monitor's queue was full.",
         )
-        dropped.add_metric([], self.monitor.dropped)
+        dropped.add_metric([], self.monitor.backlog.dropped)
         unlogged = CounterMetricFamily(
             "shipyard_monitor_unlogged_predictions",
             "Requests answered beyond the prediction log's rate (feedback cannot join them).",
