@@ -34,6 +34,11 @@ class FrozenClock:
 
 
 @pytest.fixture
+def frozen(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(batch_tap, "time", FrozenClock())
+
+
+@pytest.fixture
 def tiny(registry: Registry, tiny_onnx_path: Path) -> ModelVersion:
     shipyard.register(tiny_onnx_path, "tiny", registry=registry)
     return registry.get_version("tiny")
@@ -63,10 +68,10 @@ def test_a_bucket_bursts_a_seconds_worth_then_holds_its_rate() -> None:
     assert not bucket.take(1, 200.0)
 
 
+@pytest.mark.usefixtures("frozen")
 def test_the_tap_queues_within_its_rates_and_counts_the_rest(
-    registry: Registry, tiny: ModelVersion, monkeypatch: pytest.MonkeyPatch
+    registry: Registry, tiny: ModelVersion
 ) -> None:
-    monkeypatch.setattr(batch_tap, "time", FrozenClock())
     log = _log(registry, tiny)
     backlog = Backlog(limit=1)
     tap = Tap(backlog, log, Bucket.full(3.0), Bucket.full(4.0), lambda: None)
@@ -88,10 +93,11 @@ def test_the_tap_queues_within_its_rates_and_counts_the_rest(
     assert (log.batches, log.requests) == ([], 0)
 
 
-def test_a_version_without_a_log_or_a_reference_is_only_counted(
-    registry: Registry, tiny: ModelVersion, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.usefixtures("frozen")
+def test_a_tap_without_buckets_queues_and_counts_nothing(
+    registry: Registry, tiny: ModelVersion
 ) -> None:
-    monkeypatch.setattr(batch_tap, "time", FrozenClock())
+    """Outputs not logged and no reference profile: nothing to queue, nothing turned away."""
     log = _log(registry, tiny)
     backlog = Backlog(limit=10)
     tap = Tap(backlog, log, None, None, lambda: None)
