@@ -12,16 +12,23 @@ from scipy.stats import chi2_contingency, ks_2samp, wasserstein_distance
 
 from shipyard.errors import InvalidInputError
 from shipyard.monitor.drift import (
+    BY_NAME,
     PSI_EPSILON,
+    STATISTICS,
+    ColumnDrift,
     DriftReport,
     Thresholds,
     chi_square,
     column_drift,
+    distance_of,
     evaluate,
+    gated_by,
     jensen_shannon,
     ks_test,
     normed_wasserstein,
+    p_value_test,
     psi,
+    reported_distance,
     wasserstein,
 )
 from shipyard.monitor.profile import Profile
@@ -264,6 +271,69 @@ def test_column_drift_reports_the_same_statistics() -> None:
     }
     assert categorical.method == "chi_square"
     assert categorical.score == p_value
+
+
+# The statistics' declaration ----------------------------------------------------------------
+
+
+def _gated_by(name: str) -> ColumnDrift:
+    """A verdict that the statistic ``name`` decided."""
+    if BY_NAME[name].kind == "numeric":
+        current_rows = 800 if name == "ks" else 3000  # below small_sample the test gates
+        _, reference, current = _sketches("shifted-normal", 20, seed=5, n_cur=current_rows)
+        method = "psi" if name == "psi" else "wasserstein"
+        return column_drift("x", "input", reference, current, Thresholds(numeric_method=method))
+    rng = np.random.default_rng(5)
+    ref_cat = CategoricalSketch.fit(rng.choice(["a", "b", "c"], 3000, p=[0.5, 0.3, 0.2]))
+    cur_cat = ref_cat.like()
+    cur_cat.update(rng.choice(["a", "b", "c"], 50 if name == "chi_square" else 3000))
+    return column_drift("c", "input", ref_cat, cur_cat, Thresholds())
+
+
+def test_each_kind_has_one_test_and_reports_one_distance_first() -> None:
+    names = [s.name for s in STATISTICS]
+    assert names == ["wasserstein", "jensen_shannon", "psi", "ks", "chi_square"]
+    assert (distance_of("numeric").name, distance_of("categorical").name) == (
+        "wasserstein",
+        "jensen_shannon",
+    )
+    assert (p_value_test("numeric").key, p_value_test("categorical").key) == (
+        "ks_p_value",
+        "chi_square_p_value",
+    )
+    assert gated_by("none") is None
+
+
+def test_the_default_thresholds_are_the_declared_ones() -> None:
+    defaults = Thresholds()
+    for statistic in STATISTICS:
+        assert defaults.of(statistic) == statistic.threshold, statistic.name
+    assert (defaults.wasserstein, defaults.jensen_shannon, defaults.psi, defaults.p_value) == (
+        0.1,
+        0.1,
+        0.2,
+        0.01,
+    )
+    chosen = Thresholds(psi=0.3, p_value=0.05)
+    assert (chosen.of(BY_NAME["psi"]), chosen.of(BY_NAME["ks"])) == (0.3, 0.05)
+
+
+@pytest.mark.parametrize("name", [s.name for s in STATISTICS])
+def test_a_verdict_is_decided_by_its_declared_statistic(name: str) -> None:
+    statistic = BY_NAME[name]
+    verdict = _gated_by(name)
+    assert (verdict.method, verdict.kind) == (statistic.name, statistic.kind)
+    assert verdict.score == verdict.statistics[statistic.key]
+    assert verdict.threshold == statistic.threshold
+    assert verdict.drifted == (
+        verdict.score < verdict.threshold if statistic.test else verdict.score >= verdict.threshold
+    )
+    assert gated_by(verdict.method) is statistic
+    # a test's verdict reports its kind's first distance as its score, a distance itself
+    reported = reported_distance(verdict)
+    assert reported is (distance_of(statistic.kind) if statistic.test else statistic)
+    assert reported.key in verdict.statistics
+    assert p_value_test(statistic.kind).key in verdict.statistics
 
 
 # False alarms without drift ----------------------------------------------------------------

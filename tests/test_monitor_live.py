@@ -322,9 +322,9 @@ def test_requests_sharing_a_batch_are_logged_one_by_one(
 def test_the_log_is_written_a_few_batches_per_insert(
     home: Path, breast_cancer: tuple[np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from shipyard.monitor import live
+    from shipyard.monitor import predictionlog
 
-    monkeypatch.setattr(live, "LOG_BATCHES_PER_WRITE", 2)
+    monkeypatch.setattr(predictionlog, "LOG_BATCHES_PER_WRITE", 2)
     x, _ = breast_cancer
     with running_server(settings_for(home), ["cancer"]) as server, client(server) as http:
         ids = [infer(http, x[i : i + 1]).headers["x-request-id"] for i in range(7)]
@@ -444,12 +444,13 @@ def test_the_tap_lets_batches_go_by_only_at_high_traffic(
     times what the rates need, the skipped ones counted as unsketched and unlogged. The
     rates hold either way."""
     from shipyard.monitor import live
+    from shipyard.monitor import tap as batch_tap
     from shipyard.runtime.batcher import Pending
     from shipyard.runtime.predictor import Predictor
     from shipyard.runtime.runner import ModelRunner
 
     clock = Clock()
-    monkeypatch.setattr(live, "time", clock)
+    monkeypatch.setattr(batch_tap, "time", clock)
     x, _ = breast_cancer
     seconds, sketch_rate, log_rate = 3, 100, 20
     batches = seconds * batches_per_second
@@ -488,7 +489,7 @@ def test_the_tap_lets_batches_go_by_only_at_high_traffic(
         logged = watched.logged_requests
         monitor.flush_now()
         (window,) = MonitorStore(registry.database).windows(version)
-    if batches_per_second < live.SKIP_ABOVE:
+    if batches_per_second < batch_tap.SKIP_ABOVE:
         assert calls == batches
         assert window.rows + watched.unsketched == batches
         assert logged + watched.unlogged == batches

@@ -12,9 +12,10 @@ import numpy as np
 import shipyard
 from shipyard import Registry
 from shipyard.monitor.evaluation import merged_window
-from shipyard.monitor.live import LiveMonitor, merge_windows
+from shipyard.monitor.live import LiveMonitor
 from shipyard.monitor.period import RecentWindows
 from shipyard.monitor.profile import Profile
+from shipyard.monitor.retention import merge_windows
 from shipyard.registry.monitoring import MonitorStore, StoredWindow
 
 

@@ -11,8 +11,9 @@ import pytest
 import shipyard
 from helpers import tiny_expected
 from shipyard import Registry
-from shipyard.errors import SignatureMismatchError
-from shipyard.registry import ModelKind, Signature, TensorSpec
+from shipyard.errors import IntegrityError, SignatureMismatchError
+from shipyard.registry import ModelKind, ModelVersion, Signature, TensorSpec
+from shipyard.runtime.loading import load_version
 from shipyard.runtime.predictor import MODEL_FILE, Predictor
 from shipyard.runtime.session import Threading
 
@@ -97,6 +98,40 @@ def test_negative_thread_count_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(pydantic.ValidationError, match="intra_op_threads"):
         shipyard.Settings(home=tmp_path / "home", intra_op_threads=-1)
+
+
+def test_load_version_reads_and_verifies_the_files(
+    registry: Registry, tiny_onnx_path: Path
+) -> None:
+    shipyard.register(tiny_onnx_path, "tiny", registry=registry)
+    version = registry.get_version("tiny")
+    x = np.ones((2, 3))
+    predictor = load_version(registry, version, Threading(intra_op=1))
+    assert predictor.version == version
+    assert predictor.threading == Threading(intra_op=1)
+    np.testing.assert_allclose(predictor.predict(x)["y"], tiny_expected(x), rtol=1e-6)
+    _overwrite_model(registry, version)
+    with pytest.raises(IntegrityError, match=r"'model\.onnx'"):
+        load_version(registry, version, Threading(intra_op=1))
+
+
+def test_load_version_takes_files_read_already(registry: Registry, tiny_onnx_path: Path) -> None:
+    shipyard.register(tiny_onnx_path, "tiny", registry=registry)
+    version = registry.get_version("tiny")
+    files = registry.read_files(version)
+    _overwrite_model(registry, version)
+    predictor = load_version(registry, version, Threading(intra_op=2), files)  # not read again
+    assert predictor.threading.intra_op == 2
+    x = np.ones((1, 3))
+    np.testing.assert_allclose(predictor.predict(x)["y"], tiny_expected(x), rtol=1e-6)
+
+
+def _overwrite_model(registry: Registry, version: ModelVersion) -> None:
+    entry = version.file(MODEL_FILE)
+    assert entry is not None
+    blob = registry.artifacts.blob_path(entry.digest)
+    blob.chmod(0o644)
+    blob.write_bytes(b"not the model that was registered")
 
 
 def test_version_is_attached(tiny: Any) -> None:

@@ -18,7 +18,6 @@ from shipyard.monitor.profile import Profile
 from shipyard.monitor.references import reference_profile
 from shipyard.monitor.report import render
 from shipyard.registry import ModelVersion, Registry
-from shipyard.registry.monitoring import MonitorStore
 
 DEFAULT_PERIOD = "1h"
 
@@ -40,8 +39,9 @@ def status(registry: Registry, ref: str, period: str = DEFAULT_PERIOD) -> Status
     reference = reference_profile(registry, version)
     settings = registry.settings.monitoring_for(version.name)
     thresholds = Thresholds.from_dict(dict(settings.thresholds))
-    store = MonitorStore(registry.database)
-    evaluation = evaluate_version(store, version, reference, thresholds, now - since, now)
+    evaluation = evaluate_version(
+        registry.monitoring, version, reference, thresholds, now - since, now
+    )
     return Status(version, reference, evaluation)
 
 
@@ -50,7 +50,7 @@ def write_report(registry: Registry, ref: str, out: Path, period: str = DEFAULT_
     if not out.parent.is_dir():
         raise InvalidInputError(f"folder {out.parent} does not exist")
     current = status(registry, ref, period)
-    store = MonitorStore(registry.database)
+    store = registry.monitoring
     since = current.evaluation.since
     windows = store.windows(current.version, since=since)
     history = store.evaluations(current.version, since=since)
@@ -72,7 +72,7 @@ def export(
     CSV; returns the number of rows written."""
     versions = _versions(registry, ref)
     start = parse_since(since) if since else None
-    store = MonitorStore(registry.database)
+    store = registry.monitoring
     rows = []
     for version in versions:
         rows.extend(

@@ -31,21 +31,63 @@ from shipyard.monitor.sketch import CategoricalSketch, NumericSketch, Sketch
 
 PSI_EPSILON = 1e-4  # stands in for an empty bin's share, as Evidently does
 KS_EXACT_LIMIT = 10_000  # effective rows up to which the KS p-value is SciPy's exact one
+# The p-value below which a test finds drift. Not 0.05: a calibrated test at 0.05 alarms on
+# one column in twenty with no drift at all, and every flush re-tests every column.
+P_VALUE = 0.01
+
+
+@dataclass(frozen=True)
+class Statistic:
+    """One drift statistic, as verdicts, reports and metrics name it."""
+
+    name: str  # a verdict's method and a metric's method label; a distance's threshold setting
+    kind: str  # the columns it applies to: numeric | categorical
+    test: bool  # a two-sample test, gating on its p-value (else a distance, gating on itself)
+    key: str  # its figure in ColumnDrift.statistics: a test's p-value, a distance itself
+    threshold: float  # the default: a distance drifts at or above it, a p-value below it
+
+
+# Each kind's first distance measures its prediction drift and is the drift score a column
+# reports unless another distance gated it (chosen by the model's numeric_method).
+STATISTICS = (
+    Statistic("wasserstein", "numeric", False, "wasserstein", 0.1),
+    Statistic("jensen_shannon", "categorical", False, "jensen_shannon", 0.1),
+    Statistic("psi", "numeric", False, "psi", 0.2),
+    Statistic("ks", "numeric", True, "ks_p_value", P_VALUE),
+    Statistic("chi_square", "categorical", True, "chi_square_p_value", P_VALUE),
+)
+WASSERSTEIN, JENSEN_SHANNON, PSI, KS, CHI_SQUARE = STATISTICS
+BY_NAME = {statistic.name: statistic for statistic in STATISTICS}
+DISTANCES = tuple(s for s in STATISTICS if not s.test)
+NUMERIC_DISTANCES = tuple(s.name for s in DISTANCES if s.kind == "numeric")
+
+
+def distance_of(kind: str) -> Statistic:
+    """The distance every column of ``kind`` reports."""
+    return next(s for s in DISTANCES if s.kind == kind)
+
+
+def p_value_test(kind: str) -> Statistic:
+    """The two-sample test of the columns of ``kind``."""
+    return next(s for s in STATISTICS if s.test and s.kind == kind)
+
+
+def gated_by(method: str) -> Statistic | None:
+    """The statistic a verdict's ``method`` names (None: the column was not tested)."""
+    return BY_NAME.get(method)
 
 
 @dataclass(frozen=True)
 class Thresholds:
     """When a column, and the dataset, count as drifted (configurable per model)."""
 
-    wasserstein: float = 0.1  # normed Wasserstein distance, numeric columns
-    jensen_shannon: float = 0.1  # Jensen-Shannon distance, categorical columns
-    psi: float = 0.2  # reported with the Wasserstein distance; gates only when chosen
-    # KS and chi-square, at small sample sizes. Not 0.05: a calibrated test at 0.05 alarms on one
-    # column in twenty with no drift at all, and every flush re-tests every column.
-    p_value: float = 0.01
+    wasserstein: float = WASSERSTEIN.threshold  # normed Wasserstein distance, numeric columns
+    jensen_shannon: float = JENSEN_SHANNON.threshold  # categorical columns
+    psi: float = PSI.threshold  # reported with the Wasserstein distance; gates when chosen
+    p_value: float = P_VALUE  # KS and chi-square, at small sample sizes
     small_sample: int = 1000  # below this many rows on either side, the p-value tests gate
     drift_share: float = 0.5  # share of drifted input columns that makes the dataset drift
-    numeric_method: str = "wasserstein"  # or "psi": the distance that gates numeric columns
+    numeric_method: str = WASSERSTEIN.name  # or psi: the distance that gates numeric columns
 
     def __post_init__(self) -> None:
         for setting in fields(self):
@@ -54,17 +96,26 @@ class Thresholds:
                 isinstance(value, bool) or not isinstance(value, int | float)
             ):
                 raise InvalidInputError(f"drift setting {setting.name} must be a number: {value!r}")
-        for name in ("wasserstein", "jensen_shannon", "psi"):
-            if not getattr(self, name) > 0:
-                raise InvalidInputError(f"drift threshold {name} must be positive")
+        for distance in DISTANCES:
+            if not getattr(self, distance.name) > 0:
+                raise InvalidInputError(f"drift threshold {distance.name} must be positive")
         if not 0 < self.p_value < 1:
             raise InvalidInputError("drift threshold p_value must be between 0 and 1")
         if not 0 < self.drift_share <= 1:
             raise InvalidInputError("drift_share must be in (0, 1]")
         if not self.small_sample >= 0:
             raise InvalidInputError("small_sample must not be negative")
-        if self.numeric_method not in ("wasserstein", "psi"):
-            raise InvalidInputError("numeric_method must be 'wasserstein' or 'psi'")
+        if self.numeric_method not in NUMERIC_DISTANCES:
+            raise InvalidInputError(
+                f"numeric_method must be {' or '.join(repr(n) for n in NUMERIC_DISTANCES)}"
+            )
+
+    def of(self, statistic: Statistic) -> float:
+        """The threshold ``statistic`` gates at."""
+        if statistic.test:
+            return self.p_value
+        threshold: float = getattr(self, statistic.name)
+        return threshold
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> Thresholds:
@@ -165,21 +216,17 @@ def _numeric(
     if not ref.count or not cur.count:
         verdict.note = "the reference has no values" if not ref.count else "no current values"
         return verdict
-    stats = {
-        "wasserstein": normed_wasserstein(ref, cur),
-        "psi": psi(ref.counts, cur.counts),
-    }
     ks_statistic, ks_p = ks_test(ref.counts, cur.counts)
-    stats.update(ks_statistic=ks_statistic, ks_p_value=ks_p)
-    verdict.statistics = stats
+    verdict.statistics = {
+        WASSERSTEIN.key: normed_wasserstein(ref, cur),
+        PSI.key: psi(ref.counts, cur.counts),
+        "ks_statistic": ks_statistic,
+        KS.key: ks_p,
+    }
     if min(ref.count, cur.count) < th.small_sample:
-        verdict.method, verdict.score, verdict.threshold = "ks", ks_p, th.p_value
-        verdict.drifted = ks_p < th.p_value
+        _decide(verdict, KS, th)
     else:
-        method = th.numeric_method
-        verdict.method, verdict.score = method, stats[method]
-        verdict.threshold = th.wasserstein if method == "wasserstein" else th.psi
-        verdict.drifted = verdict.score >= verdict.threshold
+        _decide(verdict, BY_NAME[th.numeric_method], th)
     if ref.std == 0:
         verdict.note = "constant in the reference: normed by its magnitude"
     return verdict
@@ -194,20 +241,28 @@ def _categorical(
         return verdict
     statistic, p_value = chi_square(ref.counts, cur.counts)
     verdict.statistics = {
-        "jensen_shannon": jensen_shannon(ref.counts, cur.counts),
+        JENSEN_SHANNON.key: jensen_shannon(ref.counts, cur.counts),
         "chi_square": statistic,
-        "chi_square_p_value": p_value,
+        CHI_SQUARE.key: p_value,
     }
     if min(ref.count, cur.count) < th.small_sample:
-        verdict.method, verdict.score, verdict.threshold = "chi_square", p_value, th.p_value
-        verdict.drifted = p_value < th.p_value
+        _decide(verdict, CHI_SQUARE, th)
     else:
-        verdict.method, verdict.threshold = "jensen_shannon", th.jensen_shannon
-        verdict.score = verdict.statistics["jensen_shannon"]
-        verdict.drifted = verdict.score >= th.jensen_shannon
+        _decide(verdict, JENSEN_SHANNON, th)
     if len(ref.categories) == 1:
         verdict.note = "constant in the reference"
     return verdict
+
+
+def _decide(verdict: ColumnDrift, statistic: Statistic, th: Thresholds) -> None:
+    """The verdict gated by ``statistic``: a p-value below its threshold drifts, a distance
+    at or above it."""
+    verdict.method, verdict.threshold = statistic.name, th.of(statistic)
+    verdict.score = verdict.statistics[statistic.key]
+    if statistic.test:
+        verdict.drifted = verdict.score < verdict.threshold
+    else:
+        verdict.drifted = verdict.score >= verdict.threshold
 
 
 # The statistics, on counts over the same bins ---------------------------------------------
@@ -315,7 +370,13 @@ def _kl(p: np.ndarray, q: np.ndarray) -> float:
     return float(np.sum(p[mask] * np.log2(p[mask] / q[mask])))
 
 
+def reported_distance(verdict: ColumnDrift) -> Statistic:
+    """The distance a tested column reports as its drift score: the one that gated it, or
+    its kind's first where a test gated it."""
+    gating = BY_NAME[verdict.method]
+    return distance_of(verdict.kind) if gating.test else gating
+
+
 def _distance(verdict: ColumnDrift) -> float:
     """A column's drift as a distance, whichever method gated it (for prediction drift)."""
-    key = "wasserstein" if verdict.kind == "numeric" else "jensen_shannon"
-    return float(verdict.statistics.get(key, 0.0))
+    return float(verdict.statistics.get(distance_of(verdict.kind).key, 0.0))

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from shipyard.monitor.drift import distance_of, p_value_test, reported_distance
 from shipyard.monitor.live import LiveMonitor
 
 MV = ["model", "version"]
@@ -61,9 +62,9 @@ class MonitorCollector(Collector):
         )
         for (name, number), watched in list(self.monitor.watched.items()):
             labels = [name, str(number)]
-            for (feature, kind), count in watched.quality_totals.items():
+            for (feature, kind), count in watched.window.quality_totals.items():
                 quality.add_metric([*labels, feature, kind], count)
-            last = watched.last
+            last = watched.evaluation.last
             if last is None:
                 continue
             evaluated.add_metric(labels, last.evaluated_at.timestamp())
@@ -78,28 +79,27 @@ class MonitorCollector(Collector):
             for column in last.drift.columns:
                 if column.method == "none":
                     continue
-                distance = "wasserstein" if column.kind == "numeric" else "jensen_shannon"
-                if column.method == "psi":
-                    distance = "psi"
+                distance = reported_distance(column)
                 score.add_metric(
-                    [*labels, column.column, distance], column.statistics.get(distance, 0.0)
+                    [*labels, column.column, distance.name],
+                    column.statistics.get(distance.key, 0.0),
                 )
-                test = "ks" if column.kind == "numeric" else "chi_square"
-                key = "ks_p_value" if test == "ks" else "chi_square_p_value"
-                p_value.add_metric([*labels, column.column, test], column.statistics[key])
+                test = p_value_test(column.kind)
+                p_value.add_metric([*labels, column.column, test.name], column.statistics[test.key])
                 drifted.add_metric([*labels, column.column], float(column.drifted))
             for column in last.drift.predictions:
                 if column.method == "none":
                     continue
-                distance = "wasserstein" if column.kind == "numeric" else "jensen_shannon"
+                distance = distance_of(column.kind)
                 prediction.add_metric(
-                    [*labels, column.column, distance], column.statistics.get(distance, 0.0)
+                    [*labels, column.column, distance.name],
+                    column.statistics.get(distance.key, 0.0),
                 )
         dropped = CounterMetricFamily(
             "shipyard_monitor_dropped_observations",
             "Batches not sketched because the monitor's queue was full.",
         )
-        dropped.add_metric([], self.monitor.dropped)
+        dropped.add_metric([], self.monitor.backlog.dropped)
         unlogged = CounterMetricFamily(
             "shipyard_monitor_unlogged_predictions",
             "Requests answered beyond the prediction log's rate (feedback cannot join them).",

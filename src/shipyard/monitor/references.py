@@ -11,7 +11,7 @@ import numpy as np
 from shipyard.formats.reference import stored_reference
 from shipyard.monitor.profile import Profile
 from shipyard.registry import ModelKind, ModelVersion, Registry
-from shipyard.registry.monitoring import MonitorStore
+from shipyard.runtime.loading import load_version
 from shipyard.runtime.predictor import Predictor
 from shipyard.runtime.session import Threading
 
@@ -24,7 +24,7 @@ def reference_profile(
     registry: Registry, version: ModelVersion, predictor: Predictor | None = None
 ) -> Profile | None:
     """The stored profile, or one built now from the reference data (None without any)."""
-    store = MonitorStore(registry.database)
+    store = registry.monitoring
     stored = store.get_profile(version)
     if stored is not None:
         return Profile.from_dict(stored)
@@ -35,7 +35,7 @@ def reference_profile(
     if reference is None:
         return None
     if predictor is None:
-        predictor = Predictor.from_version(version, files, Threading(intra_op=1))
+        predictor = load_version(registry, version, Threading(intra_op=1), files)
     profile = build_profile(version, predictor, reference)
     store.put_profile(version, profile.to_dict())
     return profile

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from shipyard.monitor.drift import ColumnDrift
+from shipyard.monitor.drift import ColumnDrift, gated_by
 from shipyard.monitor.evaluation import Evaluation
 from shipyard.monitor.profile import Profile
 from shipyard.monitor.sketch import CategoricalSketch, NumericSketch, Sketch
@@ -125,7 +125,8 @@ def _drift_table(columns: list[ColumnDrift]) -> str:
         if c.method == "none":
             verdict = "-"
         # the score column holds the gating figure: a test's p-value, or a distance
-        shown = f"{c.method}_p_value" if c.method in ("ks", "chi_square") else c.method
+        gating = gated_by(c.method)
+        shown = gating.key if gating is not None else c.method
         others = ", ".join(f"{k} {v:.4g}" for k, v in c.statistics.items() if k != shown)
         rows.append(
             f"<tr><td>{_e(c.column)}</td><td>{c.kind}</td><td>{c.method}</td>"

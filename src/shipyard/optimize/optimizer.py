@@ -35,6 +35,7 @@ from shipyard.registry import (
     quiet_progress,
     registry_from,
 )
+from shipyard.runtime.loading import load_version
 from shipyard.runtime.predictor import MODEL_FILE, Predictor
 from shipyard.runtime.session import Threading
 from shipyard.runtime.text import TextEmbedder  # noqa: F401  (text models' pre-processing)
@@ -90,7 +91,7 @@ def _optimize(
     labels = _labels(labels_path, len(data))
     features = cpu.features(registry.settings.cpu_features)
     threading = Threading(intra_op=registry.settings.intra_op_threads)
-    parent_predictor = Predictor.from_version(parent, files, threading)
+    parent_predictor = load_version(registry, parent, threading, files)
     task = gates.task_of(parent_predictor)
     fitting, judging = gates.held_out(len(data))
     judged = gates.take(data, judging)

@@ -9,11 +9,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from shipyard.errors import ConflictError, DeadlineExceededError, NotReadyError
 from shipyard.registry.domain import ModelKind, ModelVersion
 from shipyard.runtime.batcher import Batcher, Pending
+from shipyard.runtime.batches import join_arrays, join_texts, split_arrays
 from shipyard.runtime.predictor import Predictor, StageTimes
 from shipyard.settings import BatchingSettings
 
@@ -133,20 +132,12 @@ class ModelRunner:
     # In the worker thread ---------------------------------------------------------------
 
     def _run_batch(self, batch: list[Pending]) -> list[dict[str, Any]]:
-        if self.text:
-            texts: list[str] = []
-            for pending in batch:
-                texts.extend(pending.payload)
-            ran: Any = texts
-            outputs, times = self.predictor.run_batch(texts)
+        if len(batch) == 1:
+            ran = batch[0].payload
         else:
-            first = batch[0].payload
-            if len(batch) == 1:
-                feeds = first
-            else:
-                feeds = {name: np.concatenate([p.payload[name] for p in batch]) for name in first}
-            ran = feeds
-            outputs, times = self.predictor.run_batch(feeds)
+            payloads = [p.payload for p in batch]
+            ran = join_texts(payloads) if self.text else join_arrays(payloads)
+        outputs, times = self.predictor.run_batch(ran)
         self._last_stage_times = times
         if self.tap is not None:
             self._tap_in -= 1
@@ -158,29 +149,11 @@ class ModelRunner:
                     log.exception("a batch tap failed")
         if len(batch) == 1:
             return [outputs]
-        return split_rows(outputs, [p.rows for p in batch])
+        return split_arrays(outputs, [p.rows for p in batch])
 
     def _batch_done(self, batch: list[Pending], seconds: float) -> None:
         if self._observer is not None:
             self._observer(self, batch, seconds, self._last_stage_times)
-
-
-def split_rows(arrays: dict[str, Any], rows: list[int]) -> list[dict[str, Any]]:
-    """A batch's arrays cut into one part per request, ``rows[i]`` rows each (views); an
-    array without a row per batch row (no batch axis) is shared by every part."""
-    total = sum(rows)
-    parts: list[dict[str, Any]] = []
-    start = 0
-    for count in rows:
-        stop = start + count
-        parts.append(
-            {
-                name: value[start:stop] if value.ndim and value.shape[0] == total else value
-                for name, value in arrays.items()
-            }
-        )
-        start = stop
-    return parts
 
 
 def _rows(example: Any) -> int:

@@ -28,6 +28,7 @@ from shipyard.errors import (
 from shipyard.monitor.live import LiveMonitor
 from shipyard.registry import ModelKind, ModelRef, ModelVersion, Registry
 from shipyard.runtime.batcher import Pending
+from shipyard.runtime.loading import load_version
 from shipyard.runtime.predictor import MODEL_FILE, Predictor, StageTimes, coerce
 from shipyard.runtime.runner import ModelRunner, RunnerState
 from shipyard.runtime.session import Threading
@@ -189,9 +190,9 @@ class DeploymentManager:
 
     def _read(self, name: str, version: int) -> tuple[ModelVersion, Predictor]:
         model_version = self.registry.get_version(ModelRef(name, version=version))
-        files = self.registry.read_files(model_version)
-        threads = self._threading(name, len(files[MODEL_FILE]))
-        return model_version, Predictor.from_version(model_version, files, threads)
+        model_file = model_version.file(MODEL_FILE)  # sized by the manifest load_version verifies
+        threads = self._threading(name, model_file.size if model_file is not None else 0)
+        return model_version, load_version(self.registry, model_version, threads)
 
     def _threading(self, name: str, model_bytes: int) -> Threading:
         configured = self.settings.batching_for(name).intra_op_threads

@@ -15,7 +15,6 @@ from shipyard.errors import InvalidInputError
 from shipyard.monitor.live import LiveMonitor
 from shipyard.monitor.performance import check_label, task_of
 from shipyard.registry import Registry
-from shipyard.registry.monitoring import MonitorStore
 from shipyard.server.http import json_object
 
 MAX_LABELS = 10_000
@@ -34,7 +33,7 @@ def record_feedback(
         except InvalidInputError as exc:
             raise InvalidInputError(f"label for request {request_id!r}: {exc.message}") from None
     monitor.flush_predictions()  # so that a request answered a moment ago can join
-    outcome = MonitorStore(registry.database).set_labels(name, labels)
+    outcome = registry.monitoring.set_labels(name, labels)
     if outcome.matched:
         monitor.labels_arrived(name)
     return {"model": name, "matched": len(outcome.matched), "unknown": outcome.unknown}
