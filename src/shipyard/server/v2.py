@@ -9,6 +9,7 @@ import numpy as np
 import orjson
 
 from shipyard.errors import InvalidInputError, SignatureMismatchError
+from shipyard.runtime.predictor import decode_texts
 from shipyard.runtime.session import V2_TO_NUMPY
 from shipyard.server.http import json_object
 from shipyard.server.interface import ModelInterface
@@ -18,7 +19,6 @@ from shipyard.server.tensors import (
     encode_bytes_elements,
     from_binary,
     from_json,
-    to_text,
     v2_datatype,
 )
 
@@ -113,7 +113,7 @@ def parse_request(
     payload: dict[str, np.ndarray] | list[str]
     if interface.text:
         spec = interface.inputs[0]
-        payload = to_text(spec.name, arrays[spec.name])
+        payload = decode_texts(spec.name, arrays[spec.name].ravel())
     else:
         payload = arrays
     return InferRequest(
