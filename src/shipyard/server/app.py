@@ -7,12 +7,8 @@ the management API under /api/ is a FastAPI app with OpenAPI docs at /api/docs.
 from __future__ import annotations
 
 import asyncio
-import hmac
-import itertools
 import logging
-import os
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -20,13 +16,11 @@ import orjson
 from shipyard import __version__
 from shipyard.errors import (
     DeadlineExceededError,
-    ForbiddenError,
     InvalidInputError,
     NotFoundError,
     NotReadyError,
     OverloadedError,
     ShipyardError,
-    UnauthorizedError,
 )
 from shipyard.monitor.live import LiveMonitor
 from shipyard.monitor.metrics import MonitorCollector
@@ -42,58 +36,24 @@ from shipyard.server.http import (
     OCTETS,
     ClientDisconnected,
     Receive,
+    RequestIds,
     Scope,
     Send,
+    check_bearer,
     error_body,
     error_headers,
     read_body,
+    read_headers,
     respond,
 )
 from shipyard.server.interface import ModelInterface
+from shipyard.server.management import build_management_app
 from shipyard.server.metrics import CONTENT_TYPE, Metrics
 from shipyard.settings import Settings
 
 log = logging.getLogger("shipyard.server")
 
 EXTENSIONS = ["binary_tensor_data", "model_repository"]
-TIMEOUT_HEADER = b"x-request-timeout-ms"
-
-
-@dataclass(slots=True)
-class RequestHeaders:
-    content_length: int | None = None
-    header_length: int | None = None
-    request_id: bytes | None = None
-    authorization: bytes | None = None
-    timeout_ms: float | None = None
-
-
-def read_headers(scope: Scope) -> RequestHeaders:
-    found = RequestHeaders()
-    for key, value in scope["headers"]:
-        if key == b"content-length":
-            found.content_length = _int(value, "Content-Length")
-        elif key == b"inference-header-content-length":
-            found.header_length = _int(value, "Inference-Header-Content-Length")
-        elif key == b"x-request-id":
-            found.request_id = value[:128]
-        elif key == b"authorization":
-            found.authorization = value
-        elif key == TIMEOUT_HEADER:
-            try:
-                found.timeout_ms = float(value)
-            except ValueError:
-                raise InvalidInputError("X-Request-Timeout-Ms must be a number") from None
-            if found.timeout_ms <= 0:
-                raise InvalidInputError("X-Request-Timeout-Ms must be positive")
-    return found
-
-
-def _int(value: bytes, name: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise InvalidInputError(f"{name} must be an integer") from None
 
 
 class ShipyardApp:
@@ -119,12 +79,9 @@ class ShipyardApp:
             settings, self.registry, self.metrics, models, self.monitor
         )
         self.access_log = AccessLog(settings.access_log)
-        self._ids = itertools.count(1)
-        self._id_prefix = os.urandom(4).hex()
+        self.ids = RequestIds()
         self._loading: asyncio.Task[None] | None = None
-        from shipyard.server.management import build_management_app
-
-        self.management = build_management_app(self)
+        self.management = build_management_app(self.manager, settings)
 
     # ASGI -------------------------------------------------------------------------------
 
@@ -203,17 +160,8 @@ class ShipyardApp:
     async def _plain(
         self, scope: Scope, send: Send, status: int, body: bytes, content_type: bytes = JSON
     ) -> None:
-        request_id = self._request_id(scope)
+        request_id = self.ids.of(scope)
         await respond(send, status, body, content_type, [(b"x-request-id", request_id)])
-
-    def _request_id(self, scope: Scope) -> bytes:
-        for key, value in scope["headers"]:
-            if key == b"x-request-id":
-                return bytes(value[:128])
-        return self._new_id()
-
-    def _new_id(self) -> bytes:
-        return f"{self._id_prefix}-{next(self._ids):x}".encode()
 
     async def _v2_model(
         self, scope: Scope, receive: Receive, send: Send, rest: str, method: str
@@ -294,8 +242,8 @@ class ShipyardApp:
         request_id = b""
         try:
             headers = read_headers(scope)
-            request_id = headers.request_id or self._new_id()
-            self._authorize(headers.authorization, self.settings.inference_token)
+            request_id = headers.request_id or self.ids.new()
+            check_bearer(headers.authorization, self.settings.inference_token)
             body = await read_body(receive, headers.content_length, self.settings.max_body_bytes)
             if protocol == "openai":
                 name, texts, encoding = openai.parse_embeddings_request(body)
@@ -371,7 +319,7 @@ class ShipyardApp:
         """Ground-truth labels for served request ids; unknown ids are reported, not fatal."""
         try:
             headers = read_headers(scope)
-            self._authorize(headers.authorization, self.settings.inference_token)
+            check_bearer(headers.authorization, self.settings.inference_token)
             body = await read_body(receive, headers.content_length, self.settings.max_body_bytes)
             answer = await asyncio.to_thread(
                 record_feedback, self.registry, self.monitor, name, body
@@ -383,7 +331,7 @@ class ShipyardApp:
                 exc.http_status,
                 error_body(exc.message),
                 JSON,
-                [(b"x-request-id", self._request_id(scope)), *error_headers(exc)],
+                [(b"x-request-id", self.ids.of(scope)), *error_headers(exc)],
             )
 
     async def _run(
@@ -433,21 +381,3 @@ class ShipyardApp:
 
     def _reject(self, runner: ModelRunner, reason: str) -> None:
         self.metrics.rejected_request(runner.name, str(runner.version.version), reason)
-
-    @staticmethod
-    def _authorize(header: bytes | None, token: str | None) -> None:
-        check_bearer(header, token)
-
-
-def check_bearer(header: bytes | str | None, token: str | None) -> None:
-    """Nothing to check without a token; else 401 without credentials, 403 with wrong ones."""
-    if not token:
-        return
-    if header is None:
-        raise UnauthorizedError("this endpoint needs 'Authorization: Bearer <token>'")
-    text = header.decode(errors="replace") if isinstance(header, bytes) else header
-    scheme, _, given = text.partition(" ")
-    if scheme.lower() != "bearer" or not given:
-        raise UnauthorizedError("this endpoint needs 'Authorization: Bearer <token>'")
-    if not hmac.compare_digest(given.strip().encode(), token.encode()):
-        raise ForbiddenError("the bearer token is not valid here")
