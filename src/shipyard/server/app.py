@@ -30,6 +30,7 @@ from shipyard.runtime.runner import ModelRunner, RunnerState
 from shipyard.server import openai, v1, v2
 from shipyard.server.accesslog import AccessLog
 from shipyard.server.deployments import DeploymentManager
+from shipyard.server.errors import plain_error, respond_error
 from shipyard.server.feedback import record_feedback
 from shipyard.server.http import (
     JSON,
@@ -40,8 +41,6 @@ from shipyard.server.http import (
     Scope,
     Send,
     check_bearer,
-    error_body,
-    error_headers,
     read_body,
     read_headers,
     respond,
@@ -138,7 +137,8 @@ class ShipyardApp:
         elif path.startswith("/api/") or path == "/api":
             await self.management(scope, receive, send)
         elif method != "GET":
-            await self._plain(scope, send, 405, error_body(f"{method} is not allowed on {path}"))
+            body = plain_error(405, f"{method} is not allowed on {path}")
+            await self._plain(scope, send, 405, body)
         elif path == "/v2/health/live":
             await self._plain(scope, send, 200, b'{"live":true}')
         elif path == "/v2/health/ready":
@@ -152,7 +152,7 @@ class ShipyardApp:
         elif path == "/metrics":
             await self._plain(scope, send, 200, self.metrics.render(), CONTENT_TYPE.encode())
         else:
-            await self._plain(scope, send, 404, error_body(f"no route for {path}"))
+            await self._plain(scope, send, 404, plain_error(404, f"no route for {path}"))
 
     def is_ready(self) -> bool:
         return self.manager.ready
@@ -172,9 +172,8 @@ class ShipyardApp:
         tail = parts[1:]
         if len(tail) >= 2 and tail[0] == "versions":
             if not tail[1].isdigit():
-                await self._plain(
-                    scope, send, 400, error_body(f"version {tail[1]!r} is not a number")
-                )
+                body = plain_error(400, f"version {tail[1]!r} is not a number")
+                await self._plain(scope, send, 400, body)
                 return
             version = int(tail[1])
             tail = tail[2:]
@@ -188,13 +187,15 @@ class ShipyardApp:
         elif action == "ready" and method == "GET":
             await self._guarded(scope, send, lambda: self._model_ready(name, version))
         else:
-            await self._plain(scope, send, 404, error_body(f"no route for {scope['path']}"))
+            body = plain_error(404, f"no route for {scope['path']}")
+            await self._plain(scope, send, 404, body)
 
     async def _guarded(self, scope: Scope, send: Send, answer: Any) -> None:
         try:
             status, body = answer()
         except ShipyardError as exc:
-            status, body = exc.http_status, error_body(exc.message)
+            await respond_error(send, exc, self.ids.of(scope))
+            return
         await self._plain(scope, send, status, body)
 
     def _metadata(self, name: str, version: int | None) -> tuple[int, bytes]:
@@ -282,20 +283,11 @@ class ShipyardApp:
             status = 499  # nobody to answer
             if runner is not None:
                 self._reject(runner, "disconnect")
-        except ShipyardError as exc:
-            status = exc.http_status
+        except Exception as exc:
             if runner is not None and isinstance(exc, OverloadedError | DeadlineExceededError):
                 self._reject(runner, "overload" if isinstance(exc, OverloadedError) else "deadline")
-            extra = [(b"x-request-id", request_id), *error_headers(exc)]
-            document = (
-                openai.error_document(exc) if protocol == "openai" else error_body(exc.message)
-            )
-            await respond(send, status, document, JSON, extra)
-        except Exception as exc:  # a bug, never bad input: log it, answer 500
-            status = 500
-            log.exception("inference failed")
-            message = error_body(f"internal error ({type(exc).__name__}); see the server log")
-            await respond(send, 500, message, JSON, [(b"x-request-id", request_id)])
+            document = openai.error_document if protocol == "openai" else plain_error
+            status = await respond_error(send, exc, request_id, document)
         finally:
             elapsed = time.perf_counter() - started
             label_model = runner.name if runner is not None else "_unknown"
@@ -325,14 +317,10 @@ class ShipyardApp:
                 record_feedback, self.registry, self.monitor, name, body
             )
             await self._plain(scope, send, 200, orjson.dumps(answer))
-        except ShipyardError as exc:
-            await respond(
-                send,
-                exc.http_status,
-                error_body(exc.message),
-                JSON,
-                [(b"x-request-id", self.ids.of(scope)), *error_headers(exc)],
-            )
+        except ClientDisconnected:
+            return  # nobody to answer
+        except Exception as exc:
+            await respond_error(send, exc, self.ids.of(scope))
 
     async def _run(
         self,

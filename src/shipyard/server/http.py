@@ -15,9 +15,7 @@ import orjson
 from shipyard.errors import (
     ForbiddenError,
     InvalidInputError,
-    OverloadedError,
     PayloadTooLargeError,
-    ShipyardError,
     UnauthorizedError,
 )
 
@@ -144,16 +142,6 @@ async def respond(
         raw_headers.extend(headers)
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
     await send({"type": "http.response.body", "body": body})
-
-
-def error_body(message: str) -> bytes:
-    return orjson.dumps({"error": message})
-
-
-def error_headers(exc: ShipyardError) -> list[tuple[bytes, bytes]]:
-    if isinstance(exc, OverloadedError):
-        return [(b"retry-after", str(max(1, round(exc.retry_after_s))).encode())]
-    return []
 
 
 def json_value(body: bytes | memoryview) -> Any:

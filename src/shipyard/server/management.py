@@ -9,11 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
 from shipyard import __version__
 from shipyard.errors import ShipyardError
 from shipyard.server.deployments import DeploymentManager
+from shipyard.server.errors import error_answer
 from shipyard.server.http import check_bearer
 from shipyard.settings import Settings
 
@@ -32,8 +33,14 @@ def build_management_app(manager: DeploymentManager, settings: Settings) -> Fast
     )
 
     @api.exception_handler(ShipyardError)
-    async def shipyard_error(_request: Request, exc: ShipyardError) -> JSONResponse:
-        return JSONResponse({"error": exc.message}, status_code=exc.http_status)
+    async def shipyard_error(_request: Request, exc: ShipyardError) -> Response:
+        status, headers, body = error_answer(exc, None)
+        return Response(
+            body,
+            status_code=status,
+            headers={key.decode(): value.decode() for key, value in headers},
+            media_type="application/json",
+        )
 
     @api.get("/api/deployments", summary="Every served model, its versions and their state")
     async def list_deployments() -> list[dict[str, Any]]:

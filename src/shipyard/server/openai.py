@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from shipyard.errors import InvalidInputError, ShipyardError
+from shipyard.errors import InvalidInputError
 from shipyard.server.http import json_object
 
 MAX_INPUTS = 2048
@@ -55,6 +55,6 @@ def encode_embeddings(
     )
 
 
-def error_document(exc: ShipyardError) -> bytes:
-    kind = "invalid_request_error" if exc.http_status < 500 else "server_error"
-    return orjson.dumps({"error": {"message": exc.message, "type": kind, "code": exc.http_status}})
+def error_document(status: int, message: str) -> bytes:
+    kind = "invalid_request_error" if status < 500 else "server_error"
+    return orjson.dumps({"error": {"message": message, "type": kind, "code": status}})
