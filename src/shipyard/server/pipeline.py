@@ -123,7 +123,10 @@ class InferencePipeline(Generic[R]):
                 runner, interface = self.manager.route(name, version)
                 request = protocol.parse(interface, body, headers)
                 rows = request.rows
-            deadline = self._deadline(request.timeout_s, headers.timeout_ms)
+            budget = time_budget(
+                request.timeout_s, headers.timeout_ms, self.settings.request_timeout_s
+            )
+            deadline = None if budget is None else asyncio.get_running_loop().time() + budget
             outputs = await self._run(runner, request.payload, rows, deadline, receive, request_id)
             extra = [
                 (b"x-request-id", request_id),
@@ -186,13 +189,18 @@ class InferencePipeline(Generic[R]):
         finally:
             watcher.cancel()
 
-    def _deadline(self, timeout_s: float | None, header_ms: float | None) -> float | None:
-        candidates = [t for t in (timeout_s, header_ms and header_ms / 1000.0) if t]
-        if not candidates and self.settings.request_timeout_s:
-            candidates.append(self.settings.request_timeout_s)
-        if not candidates:
-            return None
-        return asyncio.get_running_loop().time() + min(candidates)
-
     def _reject(self, runner: ModelRunner, reason: str) -> None:
         self.metrics.rejected_request(runner.name, str(runner.version.version), reason)
+
+
+def time_budget(
+    timeout_s: float | None, header_ms: float | None, default_s: float | None
+) -> float | None:
+    """Seconds a request may take: the shorter of the protocol's timeout and the
+    X-Request-Timeout-Ms header, else the server's default; None for no limit."""
+    budget = timeout_s or None
+    if header_ms:
+        header_s = header_ms / 1000.0
+        if header_s and (budget is None or header_s < budget):
+            budget = header_s
+    return budget or default_s or None
