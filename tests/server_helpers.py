@@ -5,6 +5,7 @@ Fixtures live in conftest.py; everything here is ordinary code the tests call.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -105,6 +106,52 @@ def client(server: Server | str, **options: Any) -> httpx2.Client:
 def triton_url(server: Server | str) -> str:
     base = server if isinstance(server, str) else server.url
     return base.removeprefix("http://")
+
+
+AsgiAnswer = tuple[int, dict[bytes, bytes], bytes]
+
+
+def asgi_call(
+    app: Any, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+) -> AsgiAnswer:
+    """One request straight into an ASGI app, no socket: (status, headers, body)."""
+    return asyncio.run(_asgi_request(app, method, path, body, headers or {}))
+
+
+async def _asgi_request(
+    app: Any, method: str, path: str, body: bytes, headers: dict[str, str]
+) -> AsgiAnswer:
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "scheme": "http",
+        "http_version": "1.1",
+        "server": ("test", 80),
+        "client": ("127.0.0.1", 1),
+        "headers": [(b"host", b"test"), (b"content-length", str(len(body)).encode())]
+        + [(key.lower().encode(), value.encode()) for key, value in headers.items()],
+    }
+    messages: list[dict[str, Any]] = []
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            await asyncio.sleep(HANG_GUARD_S)  # the client stays until answered
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        messages.append(message)
+
+    await app(scope, receive, send)
+    start, *chunks = messages
+    assert start["type"] == "http.response.start"
+    return start["status"], dict(start["headers"]), b"".join(m.get("body", b"") for m in chunks)
 
 
 # V2 bodies ----------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from shipyard import Registry
 from shipyard.errors import IntegrityError, SignatureMismatchError
 from shipyard.registry import ModelKind, ModelVersion, Signature, TensorSpec
 from shipyard.runtime.loading import load_version
-from shipyard.runtime.predictor import MODEL_FILE, Predictor
+from shipyard.runtime.predictor import MODEL_FILE, Predictor, decode_texts
 from shipyard.runtime.session import Threading
 
 
@@ -205,3 +205,23 @@ def test_two_input_model_refuses_reference_data(registry: Registry, tmp_path: Pa
     np.save(reference, np.ones((4, 2)))
     with pytest.raises(SignatureMismatchError, match="reference data fits models with one input"):
         shipyard.register(model_path, "add", reference_data=reference, registry=registry)
+
+
+def test_decode_texts_takes_strings_and_utf8_bytes() -> None:
+    values = np.array(["plain", "caf\u00e9".encode(), b""], dtype=object)
+    assert decode_texts("text", values) == ["plain", "caf\u00e9", ""]
+    assert decode_texts("text", []) == []
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ([b"fine", b"\xff\xfe broken"], "input 'text' element 1 is not valid UTF-8"),
+        (["a", "b", 3], "input 'text' expects strings; element 2 is int"),
+        ([None], "input 'text' expects strings; element 0 is NoneType"),
+    ],
+)
+def test_decode_texts_refuses_what_is_not_text(values: list[Any], message: str) -> None:
+    with pytest.raises(SignatureMismatchError) as info:
+        decode_texts("text", values)
+    assert info.value.message == message

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -149,21 +149,7 @@ class Predictor:
         values = (
             np.asarray(inputs, dtype=object).reshape(-1) if not isinstance(inputs, list) else inputs
         )
-        texts: list[str] = []
-        for i, value in enumerate(values):
-            if isinstance(value, bytes):
-                try:
-                    value = value.decode("utf-8")
-                except UnicodeDecodeError:
-                    raise SignatureMismatchError(
-                        f"input {input_name!r} element {i} is not valid UTF-8"
-                    ) from None
-            if not isinstance(value, str):
-                raise SignatureMismatchError(
-                    f"input {input_name!r} expects strings; element {i} is {type(value).__name__}"
-                )
-            texts.append(value)
-        return texts
+        return decode_texts(input_name, values)
 
     # Tensors ---------------------------------------------------------------------------
 
@@ -184,6 +170,26 @@ class Predictor:
                 f"inputs do not match the signature: missing {missing}, unexpected {unknown}"
             )
         return {spec.name: coerce(inputs[spec.name], spec) for spec in specs}
+
+
+def decode_texts(input_name: str, values: Iterable[Any]) -> list[str]:
+    """The elements of a text input as strings: bytes decoded as UTF-8, an invalid one refused
+    with its index, as is anything that is not text."""
+    texts: list[str] = []
+    for i, value in enumerate(values):
+        if isinstance(value, bytes):
+            try:
+                value = value.decode("utf-8")
+            except UnicodeDecodeError:
+                raise SignatureMismatchError(
+                    f"input {input_name!r} element {i} is not valid UTF-8"
+                ) from None
+        elif not isinstance(value, str):
+            raise SignatureMismatchError(
+                f"input {input_name!r} expects strings; element {i} is {type(value).__name__}"
+            )
+        texts.append(value)
+    return texts
 
 
 def coerce(value: Any, spec: TensorSpec) -> np.ndarray:

@@ -9,15 +9,63 @@ not refused; a label of the wrong type refuses the whole body, so nothing half-a
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
+
+import orjson
 
 from shipyard.errors import InvalidInputError
 from shipyard.monitor.live import LiveMonitor
 from shipyard.monitor.performance import check_label, task_of
 from shipyard.registry import Registry
-from shipyard.server.http import json_object
+from shipyard.server.errors import respond_error
+from shipyard.server.http import (
+    JSON,
+    ClientDisconnected,
+    Receive,
+    RequestIds,
+    Scope,
+    Send,
+    check_bearer,
+    json_object,
+    read_body,
+    read_headers,
+    respond,
+)
+from shipyard.settings import Settings
 
 MAX_LABELS = 10_000
+
+
+class FeedbackRoute:
+    """The route's handler: the inference token guards it, the labels are written off the loop."""
+
+    def __init__(
+        self, settings: Settings, registry: Registry, monitor: LiveMonitor, ids: RequestIds
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.monitor = monitor
+        self.ids = ids
+
+    async def __call__(
+        self, scope: Scope, receive: Receive, send: Send, name: str, version: int | None
+    ) -> None:
+        try:
+            headers = read_headers(scope)
+            check_bearer(headers.authorization, self.settings.inference_token)
+            body = await read_body(receive, headers.content_length, self.settings.max_body_bytes)
+            answer = await asyncio.to_thread(
+                record_feedback, self.registry, self.monitor, name, body
+            )
+        except ClientDisconnected:
+            return  # nobody to answer
+        except Exception as exc:
+            await respond_error(send, exc, self.ids.of(scope))
+            return
+        await respond(
+            send, 200, orjson.dumps(answer), JSON, [(b"x-request-id", self.ids.of(scope))]
+        )
 
 
 def record_feedback(

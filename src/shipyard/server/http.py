@@ -1,17 +1,22 @@
-"""The few ASGI pieces the hot path needs, without a framework in between."""
+"""The few ASGI pieces the hot path needs, without a framework in between: the request's
+headers, its bearer token, its id, its body, and the response."""
 
 from __future__ import annotations
 
+import hmac
+import itertools
+import os
 from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from shipyard.errors import (
+    ForbiddenError,
     InvalidInputError,
-    OverloadedError,
     PayloadTooLargeError,
-    ShipyardError,
+    UnauthorizedError,
 )
 
 Scope = MutableMapping[str, Any]
@@ -22,10 +27,81 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 JSON = b"application/json"
 OCTETS = b"application/octet-stream"
+TIMEOUT_HEADER = b"x-request-timeout-ms"
 
 
 class ClientDisconnected(Exception):
     """The client went away before its request was answered."""
+
+
+@dataclass(slots=True)
+class RequestHeaders:
+    content_length: int | None = None
+    header_length: int | None = None
+    request_id: bytes | None = None
+    authorization: bytes | None = None
+    timeout_ms: float | None = None
+
+
+def read_headers(scope: Scope) -> RequestHeaders:
+    found = RequestHeaders()
+    for key, value in scope["headers"]:
+        if key == b"content-length":
+            found.content_length = _int(value, "Content-Length")
+        elif key == b"inference-header-content-length":
+            found.header_length = _int(value, "Inference-Header-Content-Length")
+        elif key == b"x-request-id":
+            found.request_id = value[:128]
+        elif key == b"authorization":
+            found.authorization = value
+        elif key == TIMEOUT_HEADER:
+            try:
+                found.timeout_ms = float(value)
+            except ValueError:
+                raise InvalidInputError("X-Request-Timeout-Ms must be a number") from None
+            if found.timeout_ms <= 0:
+                raise InvalidInputError("X-Request-Timeout-Ms must be positive")
+    return found
+
+
+def _int(value: bytes, name: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidInputError(f"{name} must be an integer") from None
+
+
+def check_bearer(header: bytes | str | None, token: str | None) -> None:
+    """Nothing to check without a token; else 401 without credentials, 403 with wrong ones."""
+    if not token:
+        return
+    if header is None:
+        raise UnauthorizedError("this endpoint needs 'Authorization: Bearer <token>'")
+    text = header.decode(errors="replace") if isinstance(header, bytes) else header
+    scheme, _, given = text.partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        raise UnauthorizedError("this endpoint needs 'Authorization: Bearer <token>'")
+    if not hmac.compare_digest(given.strip().encode(), token.encode()):
+        raise ForbiddenError("the bearer token is not valid here")
+
+
+class RequestIds:
+    """The ``x-request-id`` of each answer: the client's own, else a new one of this server's."""
+
+    __slots__ = ("_counter", "_prefix")
+
+    def __init__(self) -> None:
+        self._counter = itertools.count(1)
+        self._prefix = os.urandom(4).hex()  # ids stay distinct across replicas and restarts
+
+    def new(self) -> bytes:
+        return f"{self._prefix}-{next(self._counter):x}".encode()
+
+    def of(self, scope: Scope) -> bytes:
+        for key, value in scope["headers"]:
+            if key == b"x-request-id":
+                return bytes(value[:128])
+        return self.new()
 
 
 async def read_body(receive: Receive, content_length: int | None, limit: int) -> bytes:
@@ -66,16 +142,6 @@ async def respond(
         raw_headers.extend(headers)
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
     await send({"type": "http.response.body", "body": body})
-
-
-def error_body(message: str) -> bytes:
-    return orjson.dumps({"error": message})
-
-
-def error_headers(exc: ShipyardError) -> list[tuple[bytes, bytes]]:
-    if isinstance(exc, OverloadedError):
-        return [(b"retry-after", str(max(1, round(exc.retry_after_s))).encode())]
-    return []
 
 
 def json_value(body: bytes | memoryview) -> Any:

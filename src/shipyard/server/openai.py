@@ -1,21 +1,37 @@
-"""OpenAI-compatible ``POST /v1/embeddings`` for text-embedding models."""
+"""OpenAI-compatible ``POST /v1/embeddings`` for text-embedding models: the body names the
+model, errors answer in OpenAI's error document."""
 
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import orjson
 
-from shipyard.errors import InvalidInputError, ShipyardError
-from shipyard.server.http import json_object
+from shipyard.errors import InvalidInputError, NotFoundError
+from shipyard.registry import ModelKind
+from shipyard.runtime.predictor import TOKEN_COUNT
+from shipyard.runtime.runner import ModelRunner
+from shipyard.server.deployments import DeploymentManager
+from shipyard.server.http import JSON, RequestHeaders, json_object
+from shipyard.server.interface import ModelInterface
+from shipyard.server.pipeline import InferenceProtocol
 
 MAX_INPUTS = 2048
 
 
-def parse_embeddings_request(body: bytes) -> tuple[str, list[str], str]:
-    """(model name, texts, encoding format)."""
+@dataclass(slots=True)
+class EmbeddingsRequest:
+    model: str
+    payload: list[str]  # the texts
+    rows: int
+    encoding: str
+    timeout_s: float | None = None  # the API has no deadline of its own
+
+
+def parse_embeddings_request(body: bytes, headers: RequestHeaders) -> EmbeddingsRequest:
     document = json_object(body)
     model = document.get("model")
     if not isinstance(model, str) or not model:
@@ -29,32 +45,55 @@ def parse_embeddings_request(body: bytes) -> tuple[str, list[str], str]:
     encoding = document.get("encoding_format", "float")
     if encoding not in ("float", "base64"):
         raise InvalidInputError("'encoding_format' must be 'float' or 'base64'")
-    return model, texts, encoding
+    return EmbeddingsRequest(model, texts, len(texts), encoding)
+
+
+def text_model(
+    manager: DeploymentManager, request: EmbeddingsRequest
+) -> tuple[ModelRunner, ModelInterface]:
+    name = request.model
+    try:
+        runner, interface = manager.route(name, None)
+    except NotFoundError:
+        raise NotFoundError(f"no text-embedding model named {name!r} is served here") from None
+    if runner.version.kind is not ModelKind.TEXT_EMBEDDING:
+        raise InvalidInputError(f"model {name!r} is not a text-embedding model")
+    return runner, interface
 
 
 def encode_embeddings(
-    model: str, vectors: np.ndarray, token_counts: np.ndarray, encoding: str
-) -> bytes:
+    interface: ModelInterface,
+    request: EmbeddingsRequest,
+    outputs: dict[str, np.ndarray],
+    headers: list[tuple[bytes, bytes]],
+) -> tuple[bytes, bytes]:
+    vectors = outputs[interface.outputs[0].name]
     data: list[dict[str, Any]] = []
     for index, vector in enumerate(vectors):
         embedding: Any
-        if encoding == "base64":
+        if request.encoding == "base64":
             embedding = base64.b64encode(vector.astype("<f4").tobytes()).decode()
         else:
             embedding = vector
         data.append({"object": "embedding", "index": index, "embedding": embedding})
-    tokens = int(token_counts.sum())
-    return orjson.dumps(
-        {
-            "object": "list",
-            "data": data,
-            "model": model,
-            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-        },
-        option=orjson.OPT_SERIALIZE_NUMPY,
-    )
+    tokens = int(outputs[TOKEN_COUNT].sum())
+    document = {
+        "object": "list",
+        "data": data,
+        "model": request.model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
+    return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY), JSON
 
 
-def error_document(exc: ShipyardError) -> bytes:
-    kind = "invalid_request_error" if exc.http_status < 500 else "server_error"
-    return orjson.dumps({"error": {"message": exc.message, "type": kind, "code": exc.http_status}})
+def error_document(status: int, message: str) -> bytes:
+    kind = "invalid_request_error" if status < 500 else "server_error"
+    return orjson.dumps({"error": {"message": message, "type": kind, "code": status}})
+
+
+class Embeddings(InferenceProtocol[EmbeddingsRequest]):
+    model_in_body = True
+    parse_body = staticmethod(parse_embeddings_request)
+    route = staticmethod(text_model)
+    encode = staticmethod(encode_embeddings)
+    error_document = staticmethod(error_document)

@@ -146,18 +146,3 @@ def encode_bytes_elements(array: np.ndarray) -> bytes:
         parts.append(_LENGTH.pack(len(data)))
         parts.append(data)
     return b"".join(parts)
-
-
-def to_text(name: str, array: np.ndarray) -> list[str]:
-    """BYTES elements as strings, refusing invalid UTF-8 with the element's index."""
-    texts: list[str] = []
-    for i, item in enumerate(array.ravel()):
-        if isinstance(item, bytes):
-            try:
-                item = item.decode("utf-8")
-            except UnicodeDecodeError:
-                raise SignatureMismatchError(
-                    f"input {name!r} element {i} is not valid UTF-8"
-                ) from None
-        texts.append(item)
-    return texts

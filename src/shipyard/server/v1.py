@@ -1,7 +1,9 @@
-"""KServe V1 ``:predict``: ``{"instances": [...]}`` in, ``{"predictions": [...]}`` out."""
+"""KServe V1 ``POST /v1/models/{name}:predict``: ``{"instances": [...]}`` in,
+``{"predictions": [...]}`` out."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -9,12 +11,22 @@ import orjson
 
 from shipyard.errors import InvalidInputError, SignatureMismatchError
 from shipyard.runtime.predictor import coerce
-from shipyard.server.http import json_value
+from shipyard.server.http import JSON, RequestHeaders, json_value
 from shipyard.server.interface import ModelInterface
+from shipyard.server.pipeline import InferenceProtocol
 from shipyard.server.tensors import describe
 
 
-def parse_instances(interface: ModelInterface, body: bytes) -> tuple[Any, int]:
+@dataclass(slots=True)
+class PredictRequest:
+    payload: Any
+    rows: int
+    timeout_s: float | None = None  # V1 has no deadline of its own
+
+
+def parse_instances(
+    interface: ModelInterface, body: bytes, headers: RequestHeaders
+) -> PredictRequest:
     """The validated payload and its row count."""
     document = json_value(body)
     instances = document.get("instances") if isinstance(document, dict) else None
@@ -23,12 +35,12 @@ def parse_instances(interface: ModelInterface, body: bytes) -> tuple[Any, int]:
     if interface.text:
         if not all(isinstance(item, str) for item in instances):
             raise SignatureMismatchError(f"{interface.name} takes strings as instances")
-        return instances, len(instances)
+        return PredictRequest(instances, len(instances))
     if len(interface.inputs) == 1:
         spec = interface.inputs[0]
         if instances and isinstance(instances[0], dict):
             instances = [_field(item, spec.name) for item in instances]
-        return {spec.name: _array(spec, instances)}, len(instances)
+        return PredictRequest({spec.name: _array(spec, instances)}, len(instances))
     if not all(isinstance(item, dict) for item in instances):
         raise SignatureMismatchError(
             f"{interface.name} takes several inputs ({describe(interface.inputs)}): "
@@ -38,7 +50,7 @@ def parse_instances(interface: ModelInterface, body: bytes) -> tuple[Any, int]:
         spec.name: _array(spec, [_field(item, spec.name) for item in instances])
         for spec in interface.inputs
     }
-    return payload, len(instances)
+    return PredictRequest(payload, len(instances))
 
 
 def _field(item: Any, name: str) -> Any:
@@ -62,18 +74,27 @@ def _array(spec: Any, values: list[Any]) -> np.ndarray:
     return array
 
 
-def encode_predictions(interface: ModelInterface, outputs: dict[str, np.ndarray]) -> bytes:
+def encode_predictions(
+    interface: ModelInterface,
+    request: PredictRequest,
+    outputs: dict[str, np.ndarray],
+    headers: list[tuple[bytes, bytes]],
+) -> tuple[bytes, bytes]:
     names = [s.name for s in interface.outputs]
     if len(names) == 1:
-        return orjson.dumps({"predictions": _plain(outputs[names[0]])})
+        return orjson.dumps({"predictions": _plain(outputs[names[0]])}), JSON
     columns = {name: _plain(outputs[name]) for name in names}
     rows = len(next(iter(columns.values())))
-    return orjson.dumps(
-        {"predictions": [{name: columns[name][i] for name in names} for i in range(rows)]}
-    )
+    predictions = [{name: columns[name][i] for name in names} for i in range(rows)]
+    return orjson.dumps({"predictions": predictions}), JSON
 
 
 def _plain(array: np.ndarray) -> list[Any]:
     if array.dtype.kind in "OSU":
         return [x.decode() if isinstance(x, bytes) else str(x) for x in array.tolist()]
     return list(array.tolist())
+
+
+class V1Predict(InferenceProtocol[PredictRequest]):
+    parse = staticmethod(parse_instances)
+    encode = staticmethod(encode_predictions)

@@ -1,4 +1,5 @@
-"""Open Inference Protocol (KServe V2) infer requests and responses, JSON and binary."""
+"""Open Inference Protocol (KServe V2) infer requests and responses, JSON and binary:
+``POST /v2/models/{name}[/versions/{version}]/infer``."""
 
 from __future__ import annotations
 
@@ -9,20 +10,21 @@ import numpy as np
 import orjson
 
 from shipyard.errors import InvalidInputError, SignatureMismatchError
+from shipyard.runtime.predictor import decode_texts
 from shipyard.runtime.session import V2_TO_NUMPY
-from shipyard.server.http import json_object
+from shipyard.server.http import JSON, OCTETS, RequestHeaders, json_object
 from shipyard.server.interface import ModelInterface
+from shipyard.server.pipeline import InferenceProtocol
 from shipyard.server.tensors import (
     check_shape,
     describe,
     encode_bytes_elements,
     from_binary,
     from_json,
-    to_text,
     v2_datatype,
 )
 
-HEADER_LENGTH = "inference-header-content-length"
+HEADER_LENGTH = b"inference-header-content-length"
 _DUMP = orjson.OPT_SERIALIZE_NUMPY
 
 
@@ -37,10 +39,9 @@ class InferRequest:
     parameters: dict[str, Any]
 
 
-def parse_request(
-    interface: ModelInterface, body: bytes, header_length: int | None
-) -> InferRequest:
+def parse_request(interface: ModelInterface, body: bytes, headers: RequestHeaders) -> InferRequest:
     """Decode and check a V2 infer request; every problem is an InvalidInputError (400)."""
+    header_length = headers.header_length
     if header_length is not None:
         if header_length < 0 or header_length > len(body):
             raise InvalidInputError(
@@ -113,7 +114,7 @@ def parse_request(
     payload: dict[str, np.ndarray] | list[str]
     if interface.text:
         spec = interface.inputs[0]
-        payload = to_text(spec.name, arrays[spec.name])
+        payload = decode_texts(spec.name, arrays[spec.name].ravel())
     else:
         payload = arrays
     return InferRequest(
@@ -183,9 +184,13 @@ def _requested_outputs(interface: ModelInterface, value: Any) -> list[tuple[str,
 
 
 def encode_response(
-    interface: ModelInterface, request: InferRequest, outputs: dict[str, np.ndarray]
-) -> tuple[bytes, int | None]:
-    """The response body, and the JSON header's length when binary outputs follow it."""
+    interface: ModelInterface,
+    request: InferRequest,
+    outputs: dict[str, np.ndarray],
+    headers: list[tuple[bytes, bytes]],
+) -> tuple[bytes, bytes]:
+    """The response body and its content type; binary outputs follow the JSON header, whose
+    length goes into ``headers``."""
     if request.outputs is None:
         chosen = [(spec.name, request.binary_output) for spec in interface.outputs]
     else:
@@ -220,5 +225,11 @@ def encode_response(
         document["id"] = request.id
     header = orjson.dumps(document, option=_DUMP)
     if not blobs:
-        return header, None
-    return b"".join([header, *blobs]), len(header)
+        return header, JSON
+    headers.append((HEADER_LENGTH, str(len(header)).encode()))
+    return b"".join([header, *blobs]), OCTETS
+
+
+class V2Infer(InferenceProtocol[InferRequest]):
+    parse = staticmethod(parse_request)
+    encode = staticmethod(encode_response)
