@@ -1,4 +1,5 @@
-"""Running the app: uvicorn with uvloop and httptools, a public start/stop API, SIGTERM.
+"""Running the app: uvicorn with uvloop and httptools (one write per response, see
+``protocol``), a public start/stop API, SIGTERM.
 
     server = Server(settings, models=["fraud@production"])
     server.start()          # in a background thread; server.url is then set
@@ -22,10 +23,13 @@ import uvicorn
 from shipyard.errors import NotReadyError, StorageError
 from shipyard.registry import Registry
 from shipyard.server.app import ShipyardApp
+from shipyard.server.protocol import SingleWriteProtocol
 from shipyard.settings import Settings
 
 
 class Server:
+    http_protocol: type[asyncio.Protocol] = SingleWriteProtocol
+
     def __init__(
         self,
         settings: Settings,
@@ -45,7 +49,7 @@ class Server:
             host=self.settings.host,
             port=self.settings.port,
             loop="uvloop",
-            http="httptools",
+            http=self.http_protocol,
             lifespan="on",
             access_log=False,
             log_level="warning",
