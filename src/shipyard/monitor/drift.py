@@ -209,12 +209,19 @@ def column_drift(
     return _categorical(name, role, reference, current, thresholds)
 
 
+def _undecided(name: str, role: str, kind: str, ref_count: int, cur_count: int) -> ColumnDrift:
+    """A column's verdict before any test; its note says why none can run, if none can."""
+    verdict = ColumnDrift(name, role, kind, "none", 0.0, 0.0, False, ref_count, cur_count)
+    if not ref_count or not cur_count:
+        verdict.note = "the reference has no values" if not ref_count else "no current values"
+    return verdict
+
+
 def _numeric(
     name: str, role: str, ref: NumericSketch, cur: NumericSketch, th: Thresholds
 ) -> ColumnDrift:
-    verdict = ColumnDrift(name, role, "numeric", "none", 0.0, 0.0, False, ref.count, cur.count)
-    if not ref.count or not cur.count:
-        verdict.note = "the reference has no values" if not ref.count else "no current values"
+    verdict = _undecided(name, role, "numeric", ref.count, cur.count)
+    if verdict.note:
         return verdict
     ks_statistic, ks_p = ks_test(ref.counts, cur.counts)
     verdict.statistics = {
@@ -235,9 +242,8 @@ def _numeric(
 def _categorical(
     name: str, role: str, ref: CategoricalSketch, cur: CategoricalSketch, th: Thresholds
 ) -> ColumnDrift:
-    verdict = ColumnDrift(name, role, "categorical", "none", 0.0, 0.0, False, ref.count, cur.count)
-    if not ref.count or not cur.count:
-        verdict.note = "the reference has no values" if not ref.count else "no current values"
+    verdict = _undecided(name, role, "categorical", ref.count, cur.count)
+    if verdict.note:
         return verdict
     statistic, p_value = chi_square(ref.counts, cur.counts)
     verdict.statistics = {

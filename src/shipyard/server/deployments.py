@@ -229,6 +229,18 @@ class DeploymentManager:
         await runner.drain()
         deployment.interfaces.pop(version, None)
 
+    async def _record_switch(
+        self, name: str, kind: str, previous: ModelRunner | None, version: int, reason: str
+    ) -> None:
+        await asyncio.to_thread(
+            self.registry.record_event,
+            name,
+            kind,
+            from_version=previous.version.version if previous else None,
+            to_version=version,
+            reason=reason,
+        )
+
     async def switch(self, name: str, version: int, reason: str) -> None:
         """Load ``version`` beside the current one, switch traffic, drain and unload the old."""
         deployment = self.deployments[name]
@@ -248,24 +260,12 @@ class DeploymentManager:
                     previous.version.ref if previous else "nothing",
                     message,
                 )
-                await asyncio.to_thread(
-                    self.registry.record_event,
-                    name,
-                    "deployment.load_failed",
-                    from_version=previous.version.version if previous else None,
-                    to_version=version,
-                    reason=message,
+                await self._record_switch(
+                    name, "deployment.load_failed", previous, version, message
                 )
                 return
             deployment.current = runner  # the switch: new requests go to the new version
-            await asyncio.to_thread(
-                self.registry.record_event,
-                name,
-                "deployment.switched",
-                from_version=previous.version.version if previous else None,
-                to_version=version,
-                reason=reason,
-            )
+            await self._record_switch(name, "deployment.switched", previous, version, reason)
             if previous is not None and previous is not runner:
                 deployment.runners.pop(previous.version.version, None)
                 await previous.drain()  # requests already queued there finish first
