@@ -4,6 +4,7 @@ the peer servers of ../shared/bench, in one run, then the ratios the targets are
     .venv/bin/python benchmarks/serve.py                      # raw, bare, shipyard, mlserver
     .venv/bin/python benchmarks/serve.py --peers bentoml litserve mlserver rayserve
     .venv/bin/python benchmarks/serve.py --report-only        # re-read the last results
+    .venv/bin/python benchmarks/serve.py --peer-dir ../before/peer --peers shipyard-before mlserver
 
 Load comes from wrk in a separate process on loopback (1, 16 and 64 connections), one server
 at a time; see ../shared/bench/README.md. Results go to $BENCH_OUT (default ./bench-results).
@@ -77,6 +78,7 @@ def report(out: Path, peers: list[str]) -> dict[str, Any]:
             ours_c1 = at(runs, 1)
             if bare_c1 and ours_c1:
                 figures["p50_c1_over_bare_p50_c1"] = ours_c1["p50_ms"] / bare_c1["p50_ms"]
+                figures["p99_c1_over_bare_p99_c1"] = ours_c1["p99_ms"] / bare_c1["p99_ms"]
         for peer in peers:
             if peer in rows:
                 figures[f"shipyard_best_over_{peer}_best"] = rows["shipyard"] / rows[peer]
@@ -94,6 +96,13 @@ def main() -> None:
     parser.add_argument("--peers", nargs="*", default=["mlserver"])
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument(
+        "--peer-dir",
+        type=Path,
+        action="append",
+        default=[],
+        help="another peer folder with a peer.json (say, an earlier build of Shipyard)",
+    )
+    parser.add_argument(
         "--out", type=Path, default=Path(os.environ.get("BENCH_OUT", "bench-results"))
     )
     args = parser.parse_args()
@@ -103,9 +112,8 @@ def main() -> None:
             sys.exit(f"the peer harness is missing: {HARNESS}")
         env = {**os.environ, "BENCH_OUT": str(out)}
         targets = ["raw", "bare", "shipyard", *args.peers]
-        subprocess.run(
-            ["bash", str(HARNESS), "--peer-dir", str(PEER_DIR), *targets], env=env, check=True
-        )
+        dirs = [part for d in [PEER_DIR, *args.peer_dir] for part in ("--peer-dir", str(d))]
+        subprocess.run(["bash", str(HARNESS), *dirs, *targets], env=env, check=True)
     summary = report(out, args.peers)
     (out / "shipyard-summary.json").write_text(json.dumps(summary, indent=2))
 
