@@ -22,6 +22,7 @@ TABLES = {
     "monitor_windows",
     "monitor_evaluations",
     "predictions",
+    "leases",
     "alembic_version",
 }
 

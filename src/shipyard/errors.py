@@ -107,6 +107,10 @@ class ConflictError(ShipyardError):
     exit_code = 6
 
 
+class LeaseLostError(ConflictError):
+    """A lease's holder was overtaken (or let it lapse): its fenced writes are refused."""
+
+
 class FormatError(ShipyardError):
     http_status = 422
     exit_code = 7

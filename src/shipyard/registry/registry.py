@@ -35,6 +35,7 @@ from shipyard.registry.domain import (
     NewVersion,
     VersionStatus,
 )
+from shipyard.registry.leases import LeaseStore
 from shipyard.registry.monitoring import MonitorStore
 from shipyard.registry.names import ModelRef, validate_name
 from shipyard.registry.schema import AliasRow, EventRow, FileRow, ModelRow, VersionRow
@@ -72,6 +73,7 @@ class Registry:
         self._owns_database = database is None
         self.database = database if database is not None else open_database(settings)
         self.monitoring = MonitorStore(self.database)
+        self.leases = LeaseStore(self.database)
         self.artifacts = artifacts if artifacts is not None else open_artifacts(settings)
         self.actor = settings.actor or _os_user()
         self.database.ensure_schema()

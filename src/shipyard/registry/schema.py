@@ -184,3 +184,15 @@ class PredictionRow(Base):
     inputs: Mapped[Any | None] = mapped_column(JSON)
     label: Mapped[Any | None] = mapped_column(JSON)
     labelled_at: Mapped[datetime | None]
+
+
+class LeaseRow(Base):
+    """Who holds a named lease (a rollout's controller, say) until when. The token rises by
+    one with every new holder: a write fenced by a token fails once another holds the lease."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    token: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[datetime]
