@@ -23,6 +23,7 @@ TABLES = {
     "monitor_evaluations",
     "predictions",
     "leases",
+    "rollouts",
     "alembic_version",
 }
 

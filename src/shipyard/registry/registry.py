@@ -38,6 +38,7 @@ from shipyard.registry.domain import (
 from shipyard.registry.leases import LeaseStore
 from shipyard.registry.monitoring import MonitorStore
 from shipyard.registry.names import ModelRef, validate_name
+from shipyard.registry.rollouts import RolloutStore
 from shipyard.registry.schema import AliasRow, EventRow, FileRow, ModelRow, VersionRow
 from shipyard.settings import Settings
 
@@ -74,6 +75,7 @@ class Registry:
         self.database = database if database is not None else open_database(settings)
         self.monitoring = MonitorStore(self.database)
         self.leases = LeaseStore(self.database)
+        self.rollouts = RolloutStore(self.database, self.leases)
         self.artifacts = artifacts if artifacts is not None else open_artifacts(settings)
         self.actor = settings.actor or _os_user()
         self.database.ensure_schema()
