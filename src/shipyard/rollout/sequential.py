@@ -14,7 +14,7 @@ sample sizes.
   non-inferiority with a margin for guardrails, superiority for a goal metric.
 - ``against_threshold``: one sample against a constant (agreement at least 0.99).
 - ``sample_ratio_mismatch``: the split that was served against the split configured, a
-  Dirichlet-multinomial mixture (Lindon and Malek, 2020).
+  Dirichlet-multinomial mixture (Lindon and Malek, 2020); ``sample_ratio_check`` as a Decision.
 - ``paired_disagreement``: McNemar's question (do the two versions err on different
   requests?) asked sequentially through a beta-binomial mixture over the discordant pairs;
   ``mcnemar_exact`` is the fixed-sample test, for the record.
@@ -231,6 +231,27 @@ def sample_ratio_mismatch(
     for count, alpha_i, share in zip(served, prior, shares, strict=True):
         log_bayes += math.lgamma(alpha_i + count) - math.lgamma(alpha_i) - count * math.log(share)
     return min(1.0, math.exp(-log_bayes)) if log_bayes > 0 else 1.0
+
+
+def sample_ratio_check(
+    baseline_served: int, candidate_served: int, candidate_weight: float, *, alpha: float = 0.001
+) -> Decision:
+    """The sample-ratio check of a two-way split as a Decision: FAIL once the served split is
+    shown to differ from the configured one (a strict alpha: a mismatch halts a rollout),
+    PASS while it is not. The estimate is the candidate's served share."""
+    served = baseline_served + candidate_served
+    p_value = sample_ratio_mismatch(
+        [baseline_served, candidate_served], [1.0 - candidate_weight, candidate_weight]
+    )
+    share = candidate_served / served if served else 0.0
+    if p_value < alpha:
+        outcome = Outcome.FAIL
+        reason = f"served {share:.4f} to the candidate where {candidate_weight:g} was configured"
+    else:
+        outcome, reason = Outcome.PASS, "the served split matches the configured one"
+    return Decision(
+        outcome, share, -math.inf, math.inf, p_value, candidate_served, baseline_served, reason
+    )
 
 
 def paired_disagreement(
