@@ -27,6 +27,7 @@ from shipyard.errors import (
 )
 from shipyard.monitor.live import LiveMonitor
 from shipyard.registry import ModelKind, ModelRef, ModelVersion, Registry
+from shipyard.rollout.split import Split
 from shipyard.runtime.batcher import Pending
 from shipyard.runtime.loading import load_version
 from shipyard.runtime.predictor import MODEL_FILE, Predictor, StageTimes, coerce
@@ -37,6 +38,9 @@ from shipyard.server.metrics import Metrics
 from shipyard.settings import Settings
 
 log = logging.getLogger("shipyard.server")
+
+# a request's headers as ASGI gives them
+Headers = list[tuple[bytes, bytes]]
 
 DEFAULT_ALIAS = "production"
 SMALL_MODEL_BYTES = 1 << 20  # below this, one runtime thread beats a pool of spinning ones
@@ -52,12 +56,26 @@ class Deployment:
     interfaces: dict[int, ModelInterface] = field(default_factory=dict)
     runners: dict[int, ModelRunner] = field(default_factory=dict)  # every loaded version
     switching: bool = False
+    # while a rollout moves traffic: its split, the rollout's revision it was read at, and
+    # the requests each side was routed (baseline, candidate) for the sample-ratio check
+    split: Split | None = None
+    split_revision: tuple[int, int] | None = None
+    routed: list[int] = field(default_factory=lambda: [0, 0])
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "follows": self.follow,
             "current_version": self.current.version.version if self.current else None,
+            "split": (
+                {
+                    "candidate": self.split.candidate,
+                    "weight": self.split.weight,
+                    "routed": {"baseline": self.routed[0], "candidate": self.routed[1]},
+                }
+                if self.split is not None
+                else None
+            ),
             "versions": [
                 {
                     "version": v,
@@ -281,6 +299,7 @@ class DeploymentManager:
             await asyncio.sleep(self.settings.reload_interval_s)
             try:
                 await self._follow_aliases(failed)
+                await self._follow_rollouts()
             except asyncio.CancelledError:
                 raise
             except Exception:  # the registry may be briefly unavailable: keep serving
@@ -308,9 +327,46 @@ class DeploymentManager:
                 if now != version:
                     failed[(name, version)] = failed.get((name, version), 0) + 1
 
+    async def _follow_rollouts(self) -> None:
+        """Split each model's traffic as its unfinished rollout says: the candidate loaded
+        and warmed beside the current version before it takes any request."""
+        rollouts = await asyncio.to_thread(self.registry.rollouts.active)
+        splitting = {r.model: r for r in rollouts if r.weight > 0 and r.model in self.deployments}
+        for name, deployment in self.deployments.items():
+            rollout = splitting.get(name)
+            current = deployment.current
+            if rollout is None or current is None or current.version.version != rollout.baseline:
+                if deployment.split is not None:
+                    candidate = deployment.split.candidate
+                    deployment.split = deployment.split_revision = None
+                    log.info("%s: the rollout's split ended", name)
+                    if (
+                        candidate in deployment.runners
+                        and deployment.current is not None
+                        and (deployment.current.version.version != candidate)
+                    ):
+                        await self.unload(name, candidate)
+                continue
+            if deployment.split_revision == (rollout.id, rollout.revision):
+                continue
+            if rollout.candidate not in deployment.runners:
+                await self.load(name, rollout.candidate)
+            sticky = rollout.spec.get("sticky_header")
+            if deployment.split_revision is None or deployment.split_revision[0] != rollout.id:
+                deployment.routed = [0, 0]
+            deployment.split = Split(
+                rollout.baseline, rollout.candidate, min(rollout.weight, 1.0),
+                salt=f"rollout-{rollout.id}",
+                sticky_header=sticky.lower() if isinstance(sticky, str) else None,
+            )  # fmt: skip
+            deployment.split_revision = (rollout.id, rollout.revision)
+            log.info("%s: %.2f%% to version %s", name, rollout.weight * 100, rollout.candidate)
+
     # Routing -----------------------------------------------------------------------------
 
-    def route(self, name: str, version: int | None) -> tuple[ModelRunner, ModelInterface]:
+    def route(
+        self, name: str, version: int | None, headers: Headers | None = None
+    ) -> tuple[ModelRunner, ModelInterface]:
         deployment = self.deployments.get(name)
         if deployment is None:
             raise ModelNotFoundError(f"model {name!r} is not served here")
@@ -318,6 +374,9 @@ class DeploymentManager:
             runner = deployment.current
             if runner is None:
                 raise NotReadyError(f"model {name!r} is still loading")
+            split = deployment.split
+            if split is not None:
+                runner = self._split(deployment, split, runner, headers)
         else:
             runner = deployment.runners.get(version)
             if runner is None:
@@ -326,6 +385,18 @@ class DeploymentManager:
                     f"POST /api/deployments/{name}/versions/{version}/load"
                 )
         return runner, deployment.interfaces[runner.version.version]
+
+    @staticmethod
+    def _split(
+        deployment: Deployment, split: Split, current: ModelRunner, headers: Headers | None
+    ) -> ModelRunner:
+        key = None
+        if split.sticky_header is not None and headers is not None:
+            wanted = split.sticky_header.encode()
+            key = next((value for name, value in headers if name == wanted), None)
+        chosen = deployment.runners.get(split.choose(key), current)
+        deployment.routed[chosen is not current] += 1
+        return chosen
 
     # Metrics -----------------------------------------------------------------------------
 

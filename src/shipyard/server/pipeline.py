@@ -120,7 +120,7 @@ class InferencePipeline(Generic[R]):
                 rows = request.rows
                 runner, interface = protocol.route(self.manager, request)
             else:
-                runner, interface = self.manager.route(name, version)
+                runner, interface = self.manager.route(name, version, scope["headers"])
                 request = protocol.parse(interface, body, headers)
                 rows = request.rows
             budget = time_budget(
