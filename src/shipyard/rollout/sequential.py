@@ -25,7 +25,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -55,18 +55,7 @@ class Decision:
 
     def with_p_value(self, previous: float) -> Decision:
         """The running always-valid p-value: the least seen so far (it may only fall)."""
-        if previous >= self.p_value:
-            return self
-        return Decision(
-            self.outcome,
-            self.estimate,
-            self.low,
-            self.high,
-            previous,
-            self.n_candidate,
-            self.n_baseline,
-            self.reason,
-        )
+        return self if previous >= self.p_value else replace(self, p_value=previous)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,26 +123,18 @@ def compare_means(
     tuned to find soonest (default: the margin)."""
     _check(alpha, margin)
     n_c, n_b = candidate.n, baseline.n
-    sign = 1.0 if higher_is_better else -1.0
     estimate = candidate.mean - baseline.mean
     if min(n_c, n_b) < min_samples:
-        return Decision(
-            Outcome.INCONCLUSIVE, estimate, -math.inf, math.inf, 1.0, n_c, n_b,
-            f"too few samples yet ({min(n_c, n_b)} < {min_samples})",
-        )  # fmt: skip
+        return _too_few(estimate, n_c, n_b, min(n_c, n_b), min_samples)
+    sign = 1.0 if higher_is_better else -1.0
+    # a guardrail is judged against "worse by the margin", a goal against "no different"
+    null = 0.0 if superiority else -sign * margin
     variance = candidate.variance / n_c + baseline.variance / n_b
     scale = tau if tau is not None else margin
-    if variance <= 0.0:  # both constant: the difference is known exactly
-        variance = 1e-18
-    half = radius(variance, scale, alpha)
-    low, high = estimate - half, estimate + half
-    # in "higher is better" terms: the boundary a guardrail or a goal is judged against
-    boundary = 0.0 if superiority else -margin
-    better_low, better_high = sorted((sign * low, sign * high))
-    p_value = min(1.0, 1.0 / mixture_ratio(sign * estimate, boundary, variance, scale))
-    if better_low > boundary:
+    low, high, p_value, side = _locate(estimate, null, variance, scale, alpha, sign)
+    if side > 0:
         outcome, reason = Outcome.PASS, _passed(superiority, margin)
-    elif better_high < boundary:
+    elif side < 0:
         outcome, reason = Outcome.FAIL, _failed(superiority, margin)
     else:
         outcome, reason = Outcome.INCONCLUSIVE, "the interval still spans the boundary"
@@ -187,26 +168,43 @@ def against_threshold(
 ) -> Decision:
     """One sample against a constant (agreement at least 0.99, cosine at least 0.98): passes
     once shown on the right side of it, fails once shown on the wrong side."""
-    if not 0.0 < alpha < 1.0:
-        raise InvalidInputError(f"alpha must lie between 0 and 1, got {alpha}")
+    _check_alpha(alpha)
     if sample.n < min_samples:
-        return Decision(
-            Outcome.INCONCLUSIVE, sample.mean, -math.inf, math.inf, 1.0, sample.n, 0,
-            f"too few samples yet ({sample.n} < {min_samples})",
-        )  # fmt: skip
-    variance = max(sample.variance / sample.n, 1e-18)
-    half = radius(variance, tau, alpha)
-    low, high = sample.mean - half, sample.mean + half
+        return _too_few(sample.mean, sample.n, 0, sample.n, min_samples)
     sign = 1.0 if higher_is_better else -1.0
-    better_low, better_high = sorted((sign * (low - threshold), sign * (high - threshold)))
-    p_value = min(1.0, 1.0 / mixture_ratio(sample.mean, threshold, variance, tau))
-    if better_low > 0:
+    variance = sample.variance / sample.n
+    low, high, p_value, side = _locate(sample.mean, threshold, variance, tau, alpha, sign)
+    if side > 0:
         outcome, reason = Outcome.PASS, f"shown on the right side of {threshold:g}"
-    elif better_high < 0:
+    elif side < 0:
         outcome, reason = Outcome.FAIL, f"shown on the wrong side of {threshold:g}"
     else:
         outcome, reason = Outcome.INCONCLUSIVE, f"the interval still spans {threshold:g}"
     return Decision(outcome, sample.mean, low, high, p_value, sample.n, 0, reason)
+
+
+def _locate(
+    estimate: float, null: float, variance: float, tau: float, alpha: float, sign: float
+) -> tuple[float, float, float, int]:
+    """The confidence sequence around ``estimate``, the always-valid p-value of ``null``, and
+    the side of ``null`` the truth is shown on, in the better direction (``sign``): 1 better,
+    -1 worse, 0 not yet."""
+    variance = max(variance, 1e-18)  # a constant sample: the estimate is known exactly
+    half = radius(variance, tau, alpha)
+    low, high = estimate - half, estimate + half
+    p_value = min(1.0, 1.0 / mixture_ratio(estimate, null, variance, tau))
+    better_low, better_high = sorted((sign * (low - null), sign * (high - null)))
+    side = 1 if better_low > 0 else -1 if better_high < 0 else 0
+    return low, high, p_value, side
+
+
+def _too_few(
+    estimate: float, n_candidate: int, n_baseline: int, fewest: int, min_samples: int
+) -> Decision:
+    return Decision(
+        Outcome.INCONCLUSIVE, estimate, -math.inf, math.inf, 1.0, n_candidate, n_baseline,
+        f"too few samples yet ({fewest} < {min_samples})",
+    )  # fmt: skip
 
 
 # Counts -------------------------------------------------------------------------------------
@@ -288,9 +286,13 @@ def _log_choose(n: int, k: int) -> float:
     return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
 
 
-def _check(alpha: float, margin: float) -> None:
+def _check_alpha(alpha: float) -> None:
     if not 0.0 < alpha < 1.0:
         raise InvalidInputError(f"alpha must lie between 0 and 1, got {alpha}")
+
+
+def _check(alpha: float, margin: float) -> None:
+    _check_alpha(alpha)
     if not margin > 0:
         raise InvalidInputError(f"the margin must be positive, got {margin}")
 

@@ -27,6 +27,7 @@ from shipyard.errors import (
 )
 from shipyard.monitor.live import LiveMonitor
 from shipyard.registry import ModelKind, ModelRef, ModelVersion, Registry
+from shipyard.rollout.spec import RolloutSpec
 from shipyard.rollout.split import Split
 from shipyard.runtime.batcher import Pending
 from shipyard.runtime.loading import load_version
@@ -342,8 +343,8 @@ class DeploymentManager:
                     log.info("%s: the rollout's split ended", name)
                     if (
                         candidate in deployment.runners
-                        and deployment.current is not None
-                        and (deployment.current.version.version != candidate)
+                        and current is not None
+                        and (current.version.version != candidate)
                     ):
                         await self.unload(name, candidate)
                 continue
@@ -351,13 +352,13 @@ class DeploymentManager:
                 continue
             if rollout.candidate not in deployment.runners:
                 await self.load(name, rollout.candidate)
-            sticky = rollout.spec.get("sticky_header")
+            sticky = RolloutSpec.from_document(rollout.spec).sticky_header
             if deployment.split_revision is None or deployment.split_revision[0] != rollout.id:
                 deployment.routed = [0, 0]
             deployment.split = Split(
                 rollout.baseline, rollout.candidate, min(rollout.weight, 1.0),
                 salt=f"rollout-{rollout.id}",
-                sticky_header=sticky.lower() if isinstance(sticky, str) else None,
+                sticky_header=sticky.lower() if sticky is not None else None,
             )  # fmt: skip
             deployment.split_revision = (rollout.id, rollout.revision)
             log.info("%s: %.2f%% to version %s", name, rollout.weight * 100, rollout.candidate)
