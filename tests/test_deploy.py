@@ -26,6 +26,7 @@ from typer.testing import CliRunner
 from server_helpers import client, free_port, running_server, server_settings, v2_tiny, wait_for
 from shipyard.cli import app
 from shipyard.errors import InvalidInputError
+from shipyard.server.metrics import Metrics
 
 INSTALL_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "install-prometheus.sh"
 ALERTS = {
@@ -35,7 +36,11 @@ ALERTS = {
     "ShipyardDatasetDrift",
     "ShipyardMonitorStale",
     "ShipyardPerformanceDrop",
+    "ShipyardRolloutRolledBack",
+    "ShipyardRolloutPaused",
 }
+# Alerts about a model's rollout, not one version: their labels and texts name the model only.
+ROLLOUT_ALERTS = {"ShipyardRolloutRolledBack", "ShipyardRolloutPaused"}
 # Panel title -> a metric its query must read.
 PANELS = {
     "Request rate by status": "shipyard_requests_total",
@@ -48,7 +53,11 @@ PANELS = {
     "Data quality violations": "shipyard_data_quality_violations_total",
     "Model performance": "shipyard_model_performance",
     "Monitor last evaluation age": "shipyard_monitor_last_evaluation_timestamp_seconds",
+    "Rollout traffic weight": "shipyard_rollout_weight",
+    "Rollout phase": "shipyard_rollout_phase",
+    "Rollout checks": "shipyard_rollout_check",
 }
+ROWS = {"Rollouts": ["Rollout traffic weight", "Rollout phase", "Rollout checks"]}
 
 
 # Helpers ---------------------------------------------------------------------------------
@@ -115,11 +124,11 @@ def test_rules_pass_promtool_check(tmp_path: Path, tools: dict[str, str]) -> Non
     rules = rules_of(path)
     alerts = {rule["alert"]: rule for rule in rules if "alert" in rule}
     assert set(alerts) == ALERTS
-    for rule in alerts.values():
+    for name, rule in alerts.items():
         assert rule["labels"]["severity"] in {"critical", "warning"}
         for text in rule["annotations"]["summary"], rule["annotations"]["description"]:
             assert "{{ $labels.model }}" in text
-            assert "{{ $labels.version }}" in text
+            assert ("{{ $labels.version }}" in text) == (name not in ROLLOUT_ALERTS), name
     assert "{{ $labels.feature }}" in alerts["ShipyardFeatureDrift"]["annotations"]["summary"]
 
 
@@ -218,6 +227,36 @@ ALERT_CASES: dict[str, dict[str, Any]] = {
         "at": "1500m",
         "too_early": "1460m",
     },
+    "ShipyardRolloutRolledBack": {
+        # tiny's rollout rolls back at 11m; good's never does; restarted's server restarts
+        # (its counter drops from 1 to 0), which is no new rollback.
+        "series": {
+            'shipyard_rollouts_rolled_back_total{model="tiny"}': "0x10 1x20",
+            'shipyard_rollouts_rolled_back_total{model="good"}': "0x30",
+            'shipyard_rollouts_rolled_back_total{model="restarted"}': "1x10 0x20",
+            'shipyard_rollouts_promoted_total{model="good"}': "0x10 1x20",
+        },
+        "versioned": False,
+        "labels": {"severity": "warning"},
+        "value": None,
+        "at": "12m",
+        "too_early": "10m",
+        "over": "30m",  # once the window no longer holds the step, the alert resolves
+    },
+    "ShipyardRolloutPaused": {
+        # tiny's rollout pauses at 6m and stays paused; good's pauses 5 minutes and resumes.
+        "series": {
+            'shipyard_rollout_phase{model="tiny",phase="progressing"}': "1x5 0x25",
+            'shipyard_rollout_phase{model="tiny",phase="paused"}': "0x5 1x25",
+            'shipyard_rollout_phase{model="good",phase="progressing"}': "1x5 0x5 1x20",
+            'shipyard_rollout_phase{model="good",phase="paused"}': "0x5 1x5 0x20",
+        },
+        "versioned": False,
+        "labels": {"severity": "warning", "phase": "paused"},
+        "value": None,
+        "at": "25m",
+        "too_early": "18m",
+    },
 }
 
 
@@ -234,14 +273,17 @@ def unit_tests(rules: Path) -> dict[str, Any]:
     """promtool's unit-test file for ``rules``: every alert firing once, and not before."""
     templates = {rule["alert"]: rule for rule in rules_of(rules) if "alert" in rule}
     tests = []
+    assert set(ALERT_CASES) == set(templates) == ALERTS
     for name, case in ALERT_CASES.items():
-        labels = {"model": "tiny", "version": "1", **case["labels"]}
+        versioned = case.get("versioned", True)
+        labels = {"model": "tiny", **({"version": "1"} if versioned else {}), **case["labels"]}
         annotations = {
             key: _expand(template, labels, case["value"])
             for key, template in templates[name]["annotations"].items()
         }
         assert "tiny" in annotations["summary"]
-        assert "version 1" in annotations["summary"]
+        assert ("version 1" in annotations["summary"]) == versioned
+        quiet = [case["too_early"], *([case["over"]] if "over" in case else [])]
         tests.append(
             {
                 "name": name,
@@ -251,7 +293,7 @@ def unit_tests(rules: Path) -> dict[str, Any]:
                     for series, values in case["series"].items()
                 ],
                 "alert_rule_test": [
-                    {"eval_time": case["too_early"], "alertname": name, "exp_alerts": []},
+                    *({"eval_time": at, "alertname": name, "exp_alerts": []} for at in quiet),
                     {
                         "eval_time": case["at"],
                         "alertname": name,
@@ -289,7 +331,7 @@ def test_options_change_the_thresholds(tmp_path: Path) -> None:
 def test_model_option_restricts_every_expression(tmp_path: Path, tools: dict[str, str]) -> None:
     path = write_rules(tmp_path, "--model", "fraud-v2")
     rules = rules_of(path)
-    assert len(rules) == 8
+    assert len(rules) == 10
     for rule in rules:
         selectors = re.findall(r"[a-z_:]+\{[^}]*\}", rule["expr"])
         assert selectors, rule["expr"]
@@ -338,6 +380,30 @@ def test_an_existing_file_is_replaced_whole(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
+# The metrics the rules read -----------------------------------------------------------------
+
+
+def test_rollout_metrics_pass_promtool_check_metrics(tools: dict[str, str]) -> None:
+    """promtool's linter on the exposition: counter names end in _total, gauges' do not, every
+    family has help; it exits 3 and names the metric on any problem."""
+    metrics = Metrics(lambda: [])
+    metrics.rollout_state("fraud", "rolling_back", {"1": 1.0, "2": 0.0}, {"error_ratio": "fail"})
+    metrics.rollout_state("fraud", "rolled_back", {"1": 1.0}, {"error_ratio": "fail"})
+    metrics.rollout_state("churn", "paused", {"1": 0.75, "2": 0.25}, {"sample_ratio": "fail"})
+    text = metrics.render().decode("utf-8")
+    assert 'shipyard_rollouts_rolled_back_total{model="fraud"} 1.0' in text
+    checked = subprocess.run(
+        [tools["promtool"], "check", "metrics"],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert checked.stdout + checked.stderr == ""
+
+
 # The dashboard ---------------------------------------------------------------------------
 
 
@@ -356,9 +422,11 @@ def test_dashboard_has_the_panels_and_model_variable(tmp_path: Path) -> None:
     assert variables["model"]["query"]["query"] == "label_values(shipyard_requests_total, model)"
     assert variables["datasource"]["query"] == "prometheus"
 
-    panels = {panel["title"]: panel for panel in board["panels"]}
+    rows = [panel for panel in board["panels"] if panel["type"] == "row"]
+    panels = {panel["title"]: panel for panel in board["panels"] if panel["type"] != "row"}
     assert set(panels) == set(PANELS)
-    assert len({panel["id"] for panel in board["panels"]}) == len(PANELS)
+    assert [row["title"] for row in rows] == list(ROWS)
+    assert len({panel["id"] for panel in board["panels"]}) == len(PANELS) + len(ROWS)
     for title, metric in PANELS.items():
         exprs = [target["expr"] for target in panels[title]["targets"]]
         assert exprs, title
@@ -370,6 +438,44 @@ def test_dashboard_has_the_panels_and_model_variable(tmp_path: Path) -> None:
     ]
 
 
+def test_dashboard_rollouts_row(tmp_path: Path) -> None:
+    """The row's header, then its panels below it: weight over time, phase and checks now."""
+    board = write_dashboard(tmp_path)
+    order = [panel["title"] for panel in board["panels"]]
+    row = next(panel for panel in board["panels"] if panel["type"] == "row")
+    assert row["title"] == "Rollouts"
+    assert row["collapsed"] is False
+    assert row["gridPos"]["w"] == 24
+    start = order.index("Rollouts")
+    assert order[start + 1 :] == ROWS["Rollouts"]
+    above = board["panels"][:start]
+    bottom = max(p["gridPos"]["y"] + p["gridPos"]["h"] for p in above)
+    assert row["gridPos"]["y"] == bottom  # below every panel above it, overlapping none
+    by_title = {panel["title"]: panel for panel in board["panels"]}
+    for title in ROWS["Rollouts"]:
+        assert by_title[title]["gridPos"]["y"] > row["gridPos"]["y"]
+        assert by_title[title]["gridPos"]["x"] + by_title[title]["gridPos"]["w"] <= 24
+
+    weight = by_title["Rollout traffic weight"]
+    assert weight["type"] == "timeseries"
+    assert weight["fieldConfig"]["defaults"]["unit"] == "percentunit"
+    assert [t["legendFormat"] for t in weight["targets"]] == ["{{model}}:{{version}}"]
+    assert all(t["range"] and not t["instant"] for t in weight["targets"])
+    for title, label in (("Rollout phase", "{{phase}}"), ("Rollout checks", "{{result}}")):
+        stat = by_title[title]
+        assert stat["type"] == "stat"
+        assert stat["options"]["textMode"] == "name"  # shows the legend: the phase, the result
+        (target,) = stat["targets"]
+        assert target["instant"]  # what holds now, not what held over the range
+        assert not target["range"]
+        assert target["expr"].endswith("== 1")
+        assert target["legendFormat"].endswith(label)
+        assert any(
+            o["properties"][0]["value"]["fixedColor"] == "red"
+            for o in stat["fieldConfig"]["overrides"]
+        )
+
+
 def test_dashboard_prints_to_stdout_without_out(tmp_path: Path) -> None:
     result = deploy(tmp_path, "grafana")
     assert result.exit_code == 0, result.output
@@ -378,7 +484,9 @@ def test_dashboard_prints_to_stdout_without_out(tmp_path: Path) -> None:
 
 def test_every_dashboard_query_is_valid_promql(tmp_path: Path, tools: dict[str, str]) -> None:
     board = write_dashboard(tmp_path)
-    exprs = [target["expr"] for panel in board["panels"] for target in panel["targets"]]
+    exprs = [target["expr"] for panel in board["panels"] for target in panel.get("targets", [])]
+    for metric in ("shipyard_rollout_weight", "shipyard_rollout_phase", "shipyard_rollout_check"):
+        assert any(metric in expr for expr in exprs), metric
     rules = [
         {
             "record": f"shipyard:panel_{i}",
@@ -408,6 +516,11 @@ def test_prometheus_scrapes_a_server_and_evaluates_the_rules(
     with running_server(settings, models=["tiny"]) as server, client(server) as http:
         for _ in range(3):
             assert http.post("/v2/models/tiny/infer", json=v2_tiny([[1, 2, 3]])).status_code == 200
+        # What a rollout controller would publish; set before anything scrapes, as the test
+        # thread is not the server's event loop.
+        server.app.metrics.rollout_state(
+            "tiny", "progressing", {"1": 0.9, "2": 0.1}, {"error_ratio": "pass"}
+        )
         target = server.url.removeprefix("http://")
         with running_prometheus(tools, tmp_path, target, rules) as (prom, process, log):
             _check_prometheus(prom, process, log)
@@ -491,6 +604,19 @@ def _check_prometheus(prom: httpx2.Client, process: subprocess.Popen[bytes], log
     assert float(series[0]["value"][1]) == 3
     up = wait_for(lambda: query('up{job="shipyard"} == 1'), "up == 1 for the shipyard job")
     assert len(up) == 1
+    phase = wait_for(
+        lambda: query('shipyard_rollout_phase{model="tiny"} == 1'),
+        "prometheus to scrape the rollout phase of tiny",
+    )
+    assert [s["metric"]["phase"] for s in phase] == ["progressing"]
+    weights = {
+        s["metric"]["version"]: float(s["value"][1]) for s in query("shipyard_rollout_weight")
+    }
+    assert weights == {"1": 0.9, "2": 0.1}
+    check = query('shipyard_rollout_check{model="tiny",check="error_ratio"} == 1')
+    assert [s["metric"]["result"] for s in check] == ["pass"]
+    rolled_back = query('shipyard_rollouts_rolled_back_total{model="tiny"}')
+    assert [float(s["value"][1]) for s in rolled_back] == [0.0]  # there at 0 from the start
 
     def evaluated_rules() -> list[dict[str, Any]]:
         answer = get("/api/v1/rules")
@@ -503,7 +629,7 @@ def _check_prometheus(prom: httpx2.Client, process: subprocess.Popen[bytes], log
 
     rules = wait_for(evaluated_rules, "every rule group to be evaluated once")
     assert {rule["name"] for rule in rules if rule["type"] == "alerting"} == ALERTS
-    assert len(rules) == 8
+    assert len(rules) == 10
     assert {rule["name"]: rule["health"] for rule in rules} == {
         rule["name"]: "ok" for rule in rules
     }

@@ -3,7 +3,9 @@
 One row of two panels per concern, all filtered by a ``model`` variable filled from
 ``shipyard_requests_total``, and a ``datasource`` variable so the JSON imports into any
 Grafana without editing. Queries use ``$__rate_interval`` so rates stay correct whatever the
-scrape interval.
+scrape interval. Below them a "Rollouts" row: the share of traffic per version over time,
+and the current phase and latest check results of each rollout (stat panels on instant
+queries, so only what holds now is shown).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 MODEL = 'model=~"$model"'
 RATE = "[$__rate_interval]"
 PANEL_WIDTH, PANEL_HEIGHT = 12, 8  # two panels per row on Grafana's 24-column grid
+GRID_WIDTH, ROW_HEIGHT = 24, 1
 
 
 @dataclass(frozen=True)
@@ -27,10 +30,16 @@ class Query:
 
 @dataclass(frozen=True)
 class Panel:
+    """A timeseries over the dashboard's range, or (``kind="stat"``) the names of the series
+    an instant query returns now, such as the current phase of a rollout."""
+
     title: str
     description: str
     unit: str
     queries: tuple[Query, ...]
+    kind: str = "timeseries"
+    width: int = PANEL_WIDTH
+    colors: tuple[tuple[str, str], ...] = ()  # (name regex, color) of a stat's series
 
 
 def _quantile(q: float) -> Query:
@@ -143,6 +152,34 @@ PANELS = (
 )
 
 
+ROLLOUT_PANELS = (
+    Panel(
+        "Rollout traffic weight",
+        "Share of the model's traffic each version takes while a rollout runs.",
+        "percentunit",
+        (Query(f"shipyard_rollout_weight{{{MODEL}}}", "{{model}}:{{version}}"),),
+        width=GRID_WIDTH,
+    ),
+    Panel(
+        "Rollout phase",
+        "The current phase of each model's rollout (pending to succeeded, rolled_back, failed).",
+        "none",
+        (Query(f"shipyard_rollout_phase{{{MODEL}}} == 1", "{{model}}: {{phase}}"),),
+        kind="stat",
+        colors=((".*: paused$", "orange"), (".*: (rolling_back|rolled_back|failed)$", "red")),
+    ),
+    Panel(
+        "Rollout checks",
+        "The latest result of each check of the rollout analysis: pass, fail or inconclusive.",
+        "none",
+        (Query(f"shipyard_rollout_check{{{MODEL}}} == 1", "{{model}} {{check}}: {{result}}"),),
+        kind="stat",
+        colors=((".*: inconclusive$", "blue"), (".*: fail$", "red")),
+    ),
+)
+ROWS = (("Rollouts", ROLLOUT_PANELS),)
+
+
 def dashboard() -> dict[str, Any]:
     """The dashboard as Grafana's JSON model (import it, or provision it from a file)."""
     return {
@@ -158,7 +195,7 @@ def dashboard() -> dict[str, Any]:
         "time": {"from": "now-6h", "to": "now"},
         "templating": {"list": [_datasource_variable(), _model_variable()]},
         "annotations": {"list": []},
-        "panels": [_panel(i, panel) for i, panel in enumerate(PANELS)],
+        "panels": _layout(),
     }
 
 
@@ -166,28 +203,81 @@ def render_dashboard() -> str:
     return json.dumps(dashboard(), indent=2) + "\n"
 
 
-def _panel(index: int, panel: Panel) -> dict[str, Any]:
+def _layout() -> list[dict[str, Any]]:
+    """The panels left to right on the grid, then each row: its header and its panels."""
+    out: list[dict[str, Any]] = []
+    x = y = 0
+
+    def place(panel: Panel) -> None:
+        nonlocal x, y
+        if x + panel.width > GRID_WIDTH:
+            x, y = 0, y + PANEL_HEIGHT
+        out.append(_panel(len(out) + 1, panel, {"x": x, "y": y, "w": panel.width}))
+        x += panel.width
+
+    for panel in PANELS:
+        place(panel)
+    for title, panels in ROWS:
+        y += PANEL_HEIGHT if x else 0
+        out.append(_row(len(out) + 1, title, y))
+        x, y = 0, y + ROW_HEIGHT
+        for panel in panels:
+            place(panel)
+    return out
+
+
+def _row(panel_id: int, title: str, y: int) -> dict[str, Any]:
     return {
-        "id": index + 1,
-        "type": "timeseries",
+        "id": panel_id,
+        "type": "row",
+        "title": title,
+        "collapsed": False,
+        "panels": [],
+        "gridPos": {"x": 0, "y": y, "w": GRID_WIDTH, "h": ROW_HEIGHT},
+    }
+
+
+def _panel(panel_id: int, panel: Panel, position: dict[str, int]) -> dict[str, Any]:
+    instant = panel.kind == "stat"
+    overrides = [
+        {
+            "matcher": {"id": "byRegexp", "options": pattern},
+            "properties": [{"id": "color", "value": {"mode": "fixed", "fixedColor": color}}],
+        }
+        for pattern, color in panel.colors
+    ]
+    options: dict[str, Any]
+    if instant:
+        options = {
+            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+            "textMode": "name",  # the series' name, from the legend: the phase or the result
+            "colorMode": "background",
+            "graphMode": "none",
+            "justifyMode": "auto",
+            "orientation": "auto",
+        }
+    else:
+        options = {"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True}}
+    defaults: dict[str, Any] = {"unit": panel.unit}
+    if instant:
+        defaults["color"] = {"mode": "fixed", "fixedColor": "green"}
+    return {
+        "id": panel_id,
+        "type": panel.kind,
         "title": panel.title,
         "description": panel.description,
         "datasource": DATASOURCE,
-        "gridPos": {
-            "x": (index % 2) * PANEL_WIDTH,
-            "y": (index // 2) * PANEL_HEIGHT,
-            "w": PANEL_WIDTH,
-            "h": PANEL_HEIGHT,
-        },
-        "fieldConfig": {"defaults": {"unit": panel.unit}, "overrides": []},
-        "options": {"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True}},
+        "gridPos": {**position, "h": PANEL_HEIGHT},
+        "fieldConfig": {"defaults": defaults, "overrides": overrides},
+        "options": options,
         "targets": [
             {
                 "refId": chr(ord("A") + i),
                 "datasource": DATASOURCE,
                 "expr": query.expr,
                 "legendFormat": query.legend,
-                "range": True,
+                "range": not instant,
+                "instant": instant,
             }
             for i, query in enumerate(panel.queries)
         ],

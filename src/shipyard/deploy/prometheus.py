@@ -1,8 +1,10 @@
-"""The Prometheus rule file: recording rules for the serving SLOs and six alerts.
+"""The Prometheus rule file: recording rules for the serving SLOs and eight alerts.
 
 The alerts watch what Shipyard exports: 5xx ratio and p99 latency from the server, drift,
-performance and freshness from the monitor. Each carries a ``severity`` label and a summary
-and description naming the model and version, so a page says which deployment to look at.
+performance and freshness from the monitor, rollbacks and paused rollouts from the rollout
+controller. Each carries a ``severity`` label and a summary and description naming the model
+(and the version, for all but the rollout alerts, which are about a model's rollout), so a
+page says which deployment to look at.
 
 The file is YAML written by hand (a small block-style emitter below) rather than by PyYAML,
 which Shipyard does not otherwise need. ``promtool check rules`` accepts it; the tests run
@@ -23,6 +25,9 @@ ERROR_RATIO = 0.05  # 5xx share of requests that pages
 P99_SECONDS = 0.5  # p99 request latency that warns
 ERROR_RATIO_RECORD = "model_version:shipyard_requests_5xx:ratio_rate5m"
 P99_RECORD = "model_version:shipyard_request_duration_seconds:p99_rate5m"
+# A rollback alert fires while the window holds the counter's step, then resolves by itself.
+ROLLBACK_WINDOW = "15m"
+PAUSED_FOR = "15m"  # a paused rollout waits for a person: resume it or roll it back
 
 # Go templates, expanded by Prometheus when an alert fires.
 MODEL_VERSION = "{{ $labels.model }} version {{ $labels.version }}"
@@ -65,6 +70,8 @@ def rule_file(options: RuleOptions | None = None) -> dict[str, Any]:
     errors = _select("shipyard_requests_total", o, 'status=~"5.."')
     buckets = _select("shipyard_request_duration_seconds_bucket", o)
     accuracy = _select("shipyard_model_performance", o, 'metric="accuracy"')
+    rolled_back = _select("shipyard_rollouts_rolled_back_total", o)
+    paused = _select("shipyard_rollout_phase", o, 'phase="paused"')
     serving = [
         {
             "record": ERROR_RATIO_RECORD,
@@ -145,10 +152,37 @@ def rule_file(options: RuleOptions | None = None) -> dict[str, Any]:
             f"than {o.performance_drop:.0%} below its value one day earlier, for 30 minutes.",
         ),
     ]
+    rollouts = [
+        _alert(
+            "ShipyardRolloutRolledBack",
+            f"increase({rolled_back}[{ROLLBACK_WINDOW}]) > 0",
+            None,
+            "warning",
+            "Model {{ $labels.model }}: a rollout was rolled back",
+            "A rollout of model {{ $labels.model }} rolled back in the last "
+            + ROLLBACK_WINDOW
+            + " (its analysis failed, it reached the progress deadline, or someone rolled it "
+            "back): the stable version takes all the traffic again. The rollout's events give "
+            "the reason and the checks' evidence.",
+        ),
+        _alert(
+            "ShipyardRolloutPaused",
+            f"{paused} == 1",
+            PAUSED_FOR,
+            "warning",
+            "Model {{ $labels.model }}: rollout paused for " + PAUSED_FOR,
+            "The rollout of model {{ $labels.model }} has been paused for "
+            + PAUSED_FOR
+            + ", its traffic split held where it was: a halting check (such as the "
+            "sample-ratio mismatch) failed, so no verdict on the split can be trusted. "
+            "Find the cause, then resume the rollout or roll it back.",
+        ),
+    ]
     return {
         "groups": [
             {"name": "shipyard-serving", "rules": serving},
             {"name": "shipyard-monitoring", "rules": monitoring},
+            {"name": "shipyard-rollouts", "rules": rollouts},
         ]
     }
 
@@ -165,12 +199,13 @@ def render_rules(options: RuleOptions | None = None) -> str:
 
 
 def _alert(
-    name: str, expr: str, for_: str, severity: str, summary: str, description: str
+    name: str, expr: str, for_: str | None, severity: str, summary: str, description: str
 ) -> dict[str, Any]:
+    """An alerting rule; ``for_`` None fires on the first evaluation that matches."""
     return {
         "alert": name,
         "expr": expr,
-        "for": for_,
+        **({"for": for_} if for_ is not None else {}),
         "labels": {"severity": severity},
         "annotations": {"summary": summary, "description": description},
     }

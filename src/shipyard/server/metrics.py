@@ -4,10 +4,16 @@ Every update happens on the event loop, so the counters are plain Python numbers
 locks: an observation costs a bisect and two additions. They are turned into Prometheus
 families only when scraped. Queue depth, in-flight requests and model info are read from
 the live runners at scrape time, so they cost the request path nothing.
+
+A rollout's state (its phase, the share of traffic per version, its checks' latest results)
+is whatever the controller last published with :meth:`Metrics.rollout_state`, once a tick;
+the phase and check gauges follow kube-state-metrics: one series per possible value, 1 for
+the current one and 0 for the others, so a query selects ``phase="rolled_back"`` directly.
 """
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -31,6 +37,12 @@ ROW_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 LOAD_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 STAGES = ("preprocess", "inference", "postprocess")
+# The phases of shipyard.rollout.states.State, and the outcomes of a rollout check.
+ROLLOUT_PHASES = (
+    "pending", "validating", "progressing", "paused", "promoting", "succeeded", "rolling_back",
+    "rolled_back", "failed",
+)  # fmt: skip
+ROLLOUT_RESULTS = ("pass", "fail", "inconclusive")
 
 
 class Histogram:
@@ -75,6 +87,10 @@ class _Family:
     def inc(self, *labels: str) -> None:
         self.children[labels] = self.children.get(labels, 0) + 1
 
+    def zero(self, *labels: str) -> None:
+        """The counter of ``labels`` exported at 0 until it is first incremented."""
+        self.children.setdefault(labels, 0)
+
     def export(self) -> Metric:
         if self.bounds is None:
             counter = CounterMetricFamily(self.name, self.help, labels=list(self.labels))
@@ -85,6 +101,17 @@ class _Family:
         for labels, histogram in self.children.items():
             family.add_metric(list(labels), histogram.buckets(), histogram.sum)
         return family
+
+
+class _Rollout:
+    """What the controller last published for one model's rollout."""
+
+    __slots__ = ("checks", "phase", "weights")
+
+    def __init__(self, phase: str, weights: dict[str, float], checks: dict[str, str]) -> None:
+        self.phase = phase
+        self.weights = weights
+        self.checks = checks
 
 
 class Metrics(Collector):
@@ -122,6 +149,19 @@ class Metrics(Collector):
             mv,
             LOAD_BUCKETS,
         )
+        self.rolled_back = _Family(
+            "shipyard_rollouts_rolled_back",
+            "Rollouts of the model that ended rolled back (the candidate got no more traffic), "
+            "counted when the phase changes into rolled_back; 0 for every model served.",
+            ("model",),
+        )
+        self.promoted = _Family(
+            "shipyard_rollouts_promoted",
+            "Rollouts of the model that succeeded (the candidate took the alias), counted when "
+            "the phase changes into succeeded; 0 for every model served.",
+            ("model",),
+        )
+        self._rollouts: dict[str, _Rollout] = {}
         self._families = (
             self.requests,
             self.request_seconds,
@@ -129,6 +169,8 @@ class Metrics(Collector):
             self.batch_rows,
             self.rejected,
             self.load_seconds,
+            self.rolled_back,
+            self.promoted,
         )
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
@@ -162,11 +204,55 @@ class Metrics(Collector):
     def model_loaded(self, model: str, version: str, seconds: float) -> None:
         self.load_seconds.histogram(model, version).observe(seconds)
 
+    def rollout_state(
+        self, model: str, phase: str | None, weights: dict[str, float], checks: dict[str, str]
+    ) -> None:
+        """Publish ``model``'s rollout as it stands now (the controller calls it once a tick).
+
+        ``phase`` is one of :data:`ROLLOUT_PHASES`, or None when the model has no rollout:
+        its weight, phase and check series then go (the counters stay). ``weights`` maps a
+        version (as a string) to its share of traffic in [0, 1]; ``checks`` maps a check's
+        name to its latest result, one of :data:`ROLLOUT_RESULTS`. Each call replaces what the
+        last one published. The rolled-back and promoted counters count a change into
+        ``rolled_back`` or ``succeeded`` from another phase published before; a model's first
+        state (after the server started, or after it was cleared) is where the rollout already
+        is, so a restarted server or a replica taking the controller's lease over does not
+        count the same rollback twice.
+        """
+        if phase is None:
+            self._rollouts.pop(model, None)
+            return
+        if phase not in ROLLOUT_PHASES:
+            raise ValueError(f"unknown rollout phase {phase!r}; expected one of {ROLLOUT_PHASES}")
+        for version, weight in weights.items():
+            if not (math.isfinite(weight) and 0.0 <= weight <= 1.0):
+                raise ValueError(f"weight of version {version} must be in [0, 1]; got {weight!r}")
+        for check, result in checks.items():
+            if result not in ROLLOUT_RESULTS:
+                raise ValueError(
+                    f"unknown result {result!r} of check {check!r}; "
+                    f"expected one of {ROLLOUT_RESULTS}"
+                )
+        previous = self._rollouts.get(model)
+        self.rolled_back.zero(model)
+        self.promoted.zero(model)
+        if previous is not None and previous.phase != phase:
+            if phase == "rolled_back":
+                self.rolled_back.inc(model)
+            elif phase == "succeeded":
+                self.promoted.inc(model)
+        self._rollouts[model] = _Rollout(phase, dict(weights), dict(checks))
+
     # Export ------------------------------------------------------------------------------
 
     def collect(self) -> Iterator[Metric]:
+        runners = list(self._runners())
+        for runner in runners:  # so increase() sees a model's first rollback as 0 -> 1
+            self.rolled_back.zero(runner.name)
+            self.promoted.zero(runner.name)
         for family in self._families:
             yield family.export()
+        yield from self._rollout_families()
         depth = GaugeMetricFamily(
             "shipyard_queue_depth_rows", "Rows waiting for a batch.", labels=["model", "version"]
         )
@@ -180,7 +266,7 @@ class Metrics(Collector):
             "Loaded model versions (value 1).",
             labels=["model", "version", "state", "flavor", "kind", "artifact_digest"],
         )
-        for runner in self._runners():
+        for runner in runners:
             labels = [runner.name, str(runner.version.version)]
             depth.add_metric(labels, runner.batcher.queued_rows)
             in_flight.add_metric(labels, runner.batcher.in_flight)
@@ -189,6 +275,33 @@ class Metrics(Collector):
                 [*labels, runner.state.value, v.flavor, v.kind.value, v.artifact_digest[:12]], 1
             )
         yield from (depth, in_flight, info)
+
+    def _rollout_families(self) -> Iterator[Metric]:
+        weight = GaugeMetricFamily(
+            "shipyard_rollout_weight",
+            "Share of the model's traffic each version takes during a rollout, in [0, 1].",
+            labels=["model", "version"],
+        )
+        phase = GaugeMetricFamily(
+            "shipyard_rollout_phase",
+            "Phase of the model's rollout: 1 for the current phase, 0 for the others.",
+            labels=["model", "phase"],
+        )
+        check = GaugeMetricFamily(
+            "shipyard_rollout_check",
+            "Latest result of each check of the model's rollout analysis: 1 for the result "
+            "(pass, fail, inconclusive), 0 for the others.",
+            labels=["model", "check", "result"],
+        )
+        for model, rollout in self._rollouts.items():
+            for version, share in rollout.weights.items():
+                weight.add_metric([model, version], share)
+            for name in ROLLOUT_PHASES:
+                phase.add_metric([model, name], 1.0 if name == rollout.phase else 0.0)
+            for name, latest in rollout.checks.items():
+                for result in ROLLOUT_RESULTS:
+                    check.add_metric([model, name, result], 1.0 if result == latest else 0.0)
+        yield from (weight, phase, check)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
