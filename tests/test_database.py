@@ -24,6 +24,7 @@ TABLES = {
     "predictions",
     "leases",
     "rollouts",
+    "rollout_evidence",
     "alembic_version",
 }
 

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from shipyard.errors import ConflictError, NotFoundError
 from shipyard.registry.database import Database
 from shipyard.registry.leases import Lease, LeaseStore
-from shipyard.registry.schema import RolloutRow
+from shipyard.registry.schema import RolloutEvidenceRow, RolloutRow
 from shipyard.registry.store import add_event, as_utc, utcnow
 
 
@@ -38,6 +38,9 @@ class Rollout:
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+    step_started_at: datetime | None = None
+    analysis: dict[str, Any] | None = None  # the latest analysis, as the controller wrote it
+    command: str | None = None  # an operator's request the controller has not carried out
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +52,9 @@ class Change:
     step: int | None = None
     failures: int | None = None
     finished: bool = False  # the state is final: the model may start another rollout
+    restart_clock: bool = False  # a new step (or phase) starts its clock now
+    analysis: dict[str, Any] | None = None
+    command_done: bool = False  # the operator's pending command is carried out by this move
 
 
 class RolloutStore:
@@ -82,7 +88,7 @@ class RolloutStore:
             row = RolloutRow(
                 model=model, baseline=baseline, candidate=candidate, strategy=strategy,
                 state=state, weight=0.0, step=0, failures=0, revision=1, spec=spec,
-                created_at=now, updated_at=now,
+                created_at=now, updated_at=now, step_started_at=now,
             )  # fmt: skip
             session.add(row)
             session.flush()
@@ -144,8 +150,14 @@ class RolloutStore:
                 row.step = change.step
             if change.failures is not None:
                 row.failures = change.failures
+            if change.analysis is not None:
+                row.analysis = change.analysis
+            if change.command_done:
+                row.command = None
             row.revision += 1
             row.updated_at = utcnow()
+            if change.restart_clock:
+                row.step_started_at = row.updated_at
             if change.finished:
                 row.finished_at = row.updated_at
             add_event(
@@ -158,6 +170,79 @@ class RolloutStore:
             )  # fmt: skip
             session.flush()
             return _rollout(row)
+
+    def record_analysis(self, lease: Lease, rollout_id: int, analysis: dict[str, Any]) -> None:
+        """Keep the latest analysis of a step that neither moved nor failed (no event: one
+        per interval would drown the history), under ``lease``."""
+        with self.database.session() as session:
+            self.leases.check(session, lease)
+            row = session.get(RolloutRow, rollout_id)
+            if row is None:
+                raise NotFoundError(f"rollout {rollout_id} does not exist")
+            row.analysis = analysis
+
+    def request(self, rollout_id: int, command: str, actor: str | None) -> Rollout:
+        """Leave an operator's command (promote, abort, resume) for the controller."""
+        with self.database.session() as session:
+            row = session.scalars(
+                select(RolloutRow).where(RolloutRow.id == rollout_id).with_for_update()
+            ).first()
+            if row is None:
+                raise NotFoundError(f"rollout {rollout_id} does not exist")
+            if row.finished_at is not None:
+                raise ConflictError(f"rollout {rollout_id} is already {row.state}")
+            row.command = command
+            add_event(
+                session, row.model, "rollout.requested", actor=actor, from_version=row.baseline,
+                to_version=row.candidate, reason=f"{command} requested",
+                details={"rollout": row.id, "command": command},
+            )  # fmt: skip
+            session.flush()
+            return _rollout(row)
+
+    def drop_command(self, lease: Lease, rollout_id: int, reason: str) -> Rollout:
+        """Clear an operator's command that does not apply, recording why, under ``lease``."""
+        with self.database.session() as session:
+            self.leases.check(session, lease)
+            row = session.get(RolloutRow, rollout_id)
+            if row is None:
+                raise NotFoundError(f"rollout {rollout_id} does not exist")
+            command, row.command = row.command, None
+            add_event(
+                session, row.model, "rollout.dropped", actor=None, from_version=row.baseline,
+                to_version=row.candidate, reason=reason,
+                details={"rollout": row.id, "command": command, "lease_token": lease.token},
+            )  # fmt: skip
+            session.flush()
+            return _rollout(row)
+
+    def write_evidence(
+        self, rollout_id: int, step: int, replica: str, document: dict[str, Any]
+    ) -> None:
+        """Replace what ``replica`` has seen of one step so far."""
+        with self.database.session() as session:
+            row = session.get(RolloutEvidenceRow, (rollout_id, step, replica))
+            if row is None:
+                session.add(
+                    RolloutEvidenceRow(
+                        rollout_id=rollout_id,
+                        step=step,
+                        replica=replica,
+                        document=document,
+                        updated_at=utcnow(),
+                    )
+                )
+            else:
+                row.document = document
+                row.updated_at = utcnow()
+
+    def evidence(self, rollout_id: int, step: int) -> list[dict[str, Any]]:
+        """Every replica's evidence of one step."""
+        query = select(RolloutEvidenceRow.document).where(
+            RolloutEvidenceRow.rollout_id == rollout_id, RolloutEvidenceRow.step == step
+        )
+        with self.database.session() as session:
+            return [dict(document) for document in session.scalars(query)]
 
 
 def _rollout(row: RolloutRow) -> Rollout:
@@ -176,4 +261,7 @@ def _rollout(row: RolloutRow) -> Rollout:
         created_at=as_utc(row.created_at),
         updated_at=as_utc(row.updated_at),
         finished_at=as_utc(row.finished_at) if row.finished_at is not None else None,
+        step_started_at=as_utc(row.step_started_at) if row.step_started_at is not None else None,
+        analysis=dict(row.analysis) if row.analysis is not None else None,
+        command=row.command,
     )

@@ -221,3 +221,22 @@ class RolloutRow(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
+    step_started_at: Mapped[datetime | None]  # when the current step's clock started
+    analysis: Mapped[dict[str, Any] | None]  # the latest analysis: every check's figures
+    command: Mapped[str | None] = mapped_column(String(16))  # an operator's promote/abort/resume
+
+
+class RolloutEvidenceRow(Base):
+    """What one replica has seen of one step of a rollout: requests, errors, latencies and
+    answers per version, and the paired answers of mirrored requests. Each replica rewrites
+    its own row; the controller sums the rows of a step."""
+
+    __tablename__ = "rollout_evidence"
+
+    rollout_id: Mapped[int] = mapped_column(
+        ForeignKey("rollouts.id", ondelete="CASCADE"), primary_key=True
+    )
+    step: Mapped[int] = mapped_column(Integer, primary_key=True)
+    replica: Mapped[str] = mapped_column(String(128), primary_key=True)
+    document: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]
