@@ -17,7 +17,7 @@ from shipyard.rollout.sequential import (
 )
 from shipyard.rollout.spec import DEFAULT_STEPS, RolloutSpec, Strategy
 
-RISE = "canary steps must rise strictly between 0 and 1"
+RISE = "canary steps must rise strictly within (0, 100] percent"
 STRATEGIES = "canary, blue-green, ab, shadow"
 SPEC = RolloutSpec(interval_s=1, deadline_s=10, failure_threshold=3)
 
@@ -54,14 +54,18 @@ def test_the_defaults_are_flaggers() -> None:
 @pytest.mark.parametrize(
     ("document", "message"),
     [
-        ({"steps": [0.1, 0.05]}, f"{RISE}, got [0.1, 0.05]"),
-        ({"steps": [0.5, 1.0]}, f"{RISE}, got [0.5, 1.0]"),
+        ({"steps": [0.1, 0.05]}, f"{RISE}, got 10, 5"),
+        ({"steps": [0.5, 1.5]}, f"{RISE}, got 50, 150"),
+        ({"steps": [0, 0.5]}, f"{RISE}, got 0, 50"),
         ({"steps": []}, "a canary needs at least one step"),
         ({"interval_s": 0.5}, "interval_s must be at least 1 second, got 0.5"),
         ({"interval_s": 30, "deadline_s": 10}, "deadline_s (10) must be at least interval_s (30)"),
         ({"failure_threshold": 0}, "failure_threshold must be at least 1, got 0"),
         ({"mirror": 0}, "mirror must lie in (0, 1], got 0"),
-        ({"strategy": "ab"}, "an A/B rollout needs a goal metric (say accuracy or latency)"),
+        ({"strategy": "ab"}, "an A/B rollout needs a goal metric, one of accuracy, mae, latency"),
+        ({"goal": "f1"}, "goal 'f1' is not one of accuracy, mae, latency"),
+        ({"min_agreement": 1.5}, "min_agreement must lie in (0, 1], got 1.5"),
+        ({"max_p99_ms": 0}, "max_p99_ms must be positive, got 0"),
         ({"strategy": "big-bang"}, f"strategy 'big-bang' is not one of {STRATEGIES}"),
         ({"weights": [1], "interval": 3}, "unknown rollout settings: interval, weights"),
     ],

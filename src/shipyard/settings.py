@@ -158,6 +158,18 @@ class Settings(BaseSettings):
         default=1.0, gt=0, description="How often the server checks the registry for alias moves."
     )
     shutdown_timeout_s: float = Field(default=30.0, gt=0)
+    rollouts: bool = Field(
+        default=True, description="Drive the rollouts of the served models (one replica does)."
+    )
+    rollout_bake_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="After a promotion the old version stays loaded this long, for an instant "
+        "undo.",
+    )
+    rollout_lease_s: float = Field(
+        default=15.0, gt=0, description="A rollout controller's lease; renewed every tick."
+    )
     access_log: bool = Field(default=True, description="One JSON line per request on stderr.")
 
     # Monitoring --------------------------------------------------------------------------

@@ -20,6 +20,20 @@ _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
+def parse_duration(text: str) -> float:
+    """Seconds in ``90s``, ``10m``, ``2h`` or a plain number of seconds."""
+    stripped = text.strip()
+    match = _RELATIVE.match(stripped)
+    if match:
+        return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))}).total_seconds()
+    try:
+        return float(stripped)
+    except ValueError:
+        raise InvalidInputError(
+            f"cannot read {text!r} as a duration: use 90s, 10m, 2h or a number of seconds"
+        ) from None
+
+
 def parse_since(text: str, now: datetime | None = None) -> datetime:
     """``7d``, ``12h``, ``30m`` ago, or an ISO date or time (UTC unless it names a zone)."""
     now = now or datetime.now(UTC)

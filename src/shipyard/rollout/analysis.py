@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from shipyard.rollout.sequential import Decision, Outcome
@@ -35,6 +35,7 @@ class Check:
     name: str  # e.g. "error_ratio", "p99_latency", "agreement", "sample_ratio"
     decision: Decision
     halts: bool = False  # a failure pauses the rollout instead of counting
+    details: dict[str, Any] = field(default_factory=dict)  # figures beside the decision's
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +49,7 @@ class Verdict:
 def judge(checks: list[Check], failures: int, spec: RolloutSpec, step_age_s: float) -> Verdict:
     """What the rollout does after this analysis; ``step_age_s`` is how long the current
     step has run."""
-    evidence = {check.name: decision_document(check.decision) for check in checks}
+    evidence = {check.name: decision_document(check.decision) | check.details for check in checks}
     failed = [check for check in checks if check.decision.outcome is Outcome.FAIL]
     halting = [check.name for check in failed if check.halts]
     if halting:

@@ -22,6 +22,9 @@ class Strategy(enum.StrEnum):
 
 
 DEFAULT_STEPS = (0.05, 0.10, 0.25, 0.50)
+# A/B goal metrics: the share of labelled requests answered right, the mean absolute error
+# of a regressor's labelled requests, or the mean latency.
+GOALS = ("accuracy", "mae", "latency")
 
 
 @dataclass(frozen=True)
@@ -37,10 +40,18 @@ class RolloutSpec:
     sticky_header: str | None = None  # e.g. "x-user-id"
     max_error_ratio_increase: float = 0.01  # guardrail margins
     max_p99_ms: float | None = None  # an absolute SLO for the candidate's p99
-    max_p99_increase: float = 0.2  # relative to the baseline's p99 (0.2: 20% slower)
+    max_p99_increase: float = 0.2  # relative to the baseline's p99 (0.2: 20% slower) ...
+    p99_slack_ms: float = 5.0  # ... or this much slower, whichever is more (ms are noise)
     min_agreement: float = 0.98  # shadow/mirrored answers agreeing with the baseline's
-    goal: str | None = None  # A/B: a feedback metric ("accuracy") or "latency"
+    min_cosine: float = 0.99  # ... an embedding's mean cosine to the baseline's
+    max_relative_error: float = 0.05  # ... a regressor's mean error relative to the baseline's
+    max_prediction_drift: float = 0.1  # the monitor's default distance for prediction drift
+    max_accuracy_drop: float = 0.02  # the feedback guardrail's margin, once labels arrive
+    goal: str | None = None  # A/B: one of GOALS
+    min_effect: float = 0.01  # A/B: the smallest difference in the goal worth finding
     slice_feature: str | None = None  # break disagreement down by this feature's top values
+    alias: str = "production"  # the alias a promotion moves
+    promote_shadow: bool = False  # shadow: also move the alias once every check passes
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -48,9 +59,10 @@ class RolloutSpec:
             raise InvalidInputError("a canary needs at least one step")
         previous = 0.0
         for weight in self.steps:
-            if not previous < weight < 1.0:
+            if not previous < weight <= 1.0:
+                percents = ", ".join(f"{w * 100:g}" for w in self.steps)
                 raise InvalidInputError(
-                    f"canary steps must rise strictly between 0 and 1, got {list(self.steps)}"
+                    f"canary steps must rise strictly within (0, 100] percent, got {percents}"
                 )
             previous = weight
         if self.interval_s < 1.0:
@@ -70,7 +82,24 @@ class RolloutSpec:
             if not 0.0 < value <= 1.0:
                 raise InvalidInputError(f"{name} must lie in (0, 1], got {value}")
         if self.strategy is Strategy.AB and self.goal is None:
-            raise InvalidInputError("an A/B rollout needs a goal metric (say accuracy or latency)")
+            raise InvalidInputError(
+                f"an A/B rollout needs a goal metric, one of {', '.join(GOALS)}"
+            )
+        if self.goal is not None and self.goal not in GOALS:
+            raise InvalidInputError(f"goal {self.goal!r} is not one of {', '.join(GOALS)}")
+        for name in ("min_agreement", "min_cosine"):
+            value = getattr(self, name)
+            if not 0.0 < value <= 1.0:
+                raise InvalidInputError(f"{name} must lie in (0, 1], got {value}")
+        for name in (
+            "max_error_ratio_increase", "max_p99_increase", "max_relative_error",
+            "max_prediction_drift", "max_accuracy_drop", "min_effect", "p99_slack_ms",
+        ):  # fmt: skip
+            value = getattr(self, name)
+            if not value > 0:
+                raise InvalidInputError(f"{name} must be positive, got {value}")
+        if self.max_p99_ms is not None and not self.max_p99_ms > 0:
+            raise InvalidInputError(f"max_p99_ms must be positive, got {self.max_p99_ms}")
 
     @classmethod
     def from_document(cls, document: dict[str, Any]) -> RolloutSpec:

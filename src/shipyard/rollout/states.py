@@ -42,7 +42,7 @@ _MOVES: dict[State, frozenset[State]] = {
     State.PROGRESSING: frozenset(
         {State.PROGRESSING, State.PAUSED, State.PROMOTING, State.ROLLING_BACK}
     ),
-    State.PAUSED: frozenset({State.PROGRESSING, State.ROLLING_BACK}),
+    State.PAUSED: frozenset({State.PROGRESSING, State.PROMOTING, State.ROLLING_BACK}),
     State.PROMOTING: frozenset({State.SUCCEEDED}),
     State.ROLLING_BACK: frozenset({State.ROLLED_BACK}),
 }
@@ -67,10 +67,18 @@ def move(
     step: int | None = None,
     failures: int | None = None,
     actor: str | None = None,
+    restart_clock: bool = False,
+    analysis: dict[str, Any] | None = None,
+    command_done: bool = False,
 ) -> Rollout:
-    """Write one move of ``rollout`` (as last read) to ``target``, under ``lease``."""
+    """Write one move of ``rollout`` (as last read) to ``target``, under ``lease``.
+    ``restart_clock`` starts a new step's clock; ``analysis`` is kept as the latest;
+    ``command_done`` clears the operator's command this move carries out."""
     source = State(rollout.state)
     if not allowed(source, target):
         raise ConflictError(f"rollout {rollout.id} cannot go from {source} to {target}")
-    change = Change(target.value, weight, step, failures, finished=target in FINAL)
+    change = Change(
+        target.value, weight, step, failures, finished=target in FINAL,
+        restart_clock=restart_clock, analysis=analysis, command_done=command_done,
+    )  # fmt: skip
     return store.transition(lease, rollout.id, source.value, change, reason, evidence or {}, actor)
