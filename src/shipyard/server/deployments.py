@@ -27,7 +27,6 @@ from shipyard.errors import (
 )
 from shipyard.monitor.live import LiveMonitor
 from shipyard.registry import ModelKind, ModelRef, ModelVersion, Registry
-from shipyard.rollout.spec import RolloutSpec
 from shipyard.rollout.split import Split
 from shipyard.runtime.batcher import Pending
 from shipyard.runtime.loading import load_version
@@ -36,6 +35,7 @@ from shipyard.runtime.runner import ModelRunner, RunnerState
 from shipyard.runtime.session import Threading
 from shipyard.server.interface import ModelInterface
 from shipyard.server.metrics import Metrics
+from shipyard.server.rollouts import RolloutFollower
 from shipyard.settings import Settings
 
 log = logging.getLogger("shipyard.server")
@@ -57,10 +57,9 @@ class Deployment:
     interfaces: dict[int, ModelInterface] = field(default_factory=dict)
     runners: dict[int, ModelRunner] = field(default_factory=dict)  # every loaded version
     switching: bool = False
-    # while a rollout moves traffic: its split, the rollout's revision it was read at, and
-    # the requests each side was routed (baseline, candidate) for the sample-ratio check
+    # while a rollout moves traffic: its split, and the requests each side was routed
+    # (baseline, candidate) in the rollout's current step
     split: Split | None = None
-    split_revision: tuple[int, int] | None = None
     routed: list[int] = field(default_factory=lambda: [0, 0])
 
     def to_dict(self) -> dict[str, Any]:
@@ -111,6 +110,9 @@ class DeploymentManager:
         self._watcher: asyncio.Task[None] | None = None
         self._closing = False
         self._targets: list[tuple[str, str | None, int]] = []
+        self.rollouts = RolloutFollower(self, registry, settings, metrics)
+        self.observing = False  # some model's rollout gathers evidence from its requests
+        self._baking: set[asyncio.Task[None]] = set()
 
     def runners(self) -> Iterator[ModelRunner]:
         for deployment in list(self.deployments.values()):
@@ -166,6 +168,9 @@ class DeploymentManager:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
+        await self.rollouts.close()
+        for task in list(self._baking):
+            task.cancel()
         await asyncio.gather(*(runner.drain() for runner in self.runners()))
 
     # Loading -----------------------------------------------------------------------------
@@ -283,14 +288,32 @@ class DeploymentManager:
                     name, "deployment.load_failed", previous, version, message
                 )
                 return
+            promoted = deployment.split is not None and deployment.split.candidate == version
             deployment.current = runner  # the switch: new requests go to the new version
             await self._record_switch(name, "deployment.switched", previous, version, reason)
-            if previous is not None and previous is not runner:
+            if previous is not None and promoted and self.settings.rollout_bake_s > 0:
+                self._bake(name, previous.version.version)  # kept loaded for an instant undo
+            elif previous is not None and previous is not runner:
                 deployment.runners.pop(previous.version.version, None)
                 await previous.drain()  # requests already queued there finish first
                 deployment.interfaces.pop(previous.version.version, None)
         finally:
             deployment.switching = False
+
+    def _bake(self, name: str, version: int) -> None:
+        """Unload a promoted rollout's old version once the bake period has passed, unless
+        it has become current again (an undo)."""
+
+        async def unload_later() -> None:
+            await asyncio.sleep(self.settings.rollout_bake_s)
+            deployment = self.deployments.get(name)
+            runner = deployment.runners.get(version) if deployment else None
+            if deployment is not None and runner is not None and deployment.current is not runner:
+                await self.unload(name, version)
+
+        task = asyncio.get_running_loop().create_task(unload_later())
+        self._baking.add(task)
+        task.add_done_callback(self._baking.discard)
 
     # Following the registry -------------------------------------------------------------
 
@@ -300,7 +323,7 @@ class DeploymentManager:
             await asyncio.sleep(self.settings.reload_interval_s)
             try:
                 await self._follow_aliases(failed)
-                await self._follow_rollouts()
+                await self.rollouts.poll()
             except asyncio.CancelledError:
                 raise
             except Exception:  # the registry may be briefly unavailable: keep serving
@@ -327,41 +350,6 @@ class DeploymentManager:
                 now = deployment.current.version.version if deployment.current else None
                 if now != version:
                     failed[(name, version)] = failed.get((name, version), 0) + 1
-
-    async def _follow_rollouts(self) -> None:
-        """Split each model's traffic as its unfinished rollout says: the candidate loaded
-        and warmed beside the current version before it takes any request."""
-        rollouts = await asyncio.to_thread(self.registry.rollouts.active)
-        splitting = {r.model: r for r in rollouts if r.weight > 0 and r.model in self.deployments}
-        for name, deployment in self.deployments.items():
-            rollout = splitting.get(name)
-            current = deployment.current
-            if rollout is None or current is None or current.version.version != rollout.baseline:
-                if deployment.split is not None:
-                    candidate = deployment.split.candidate
-                    deployment.split = deployment.split_revision = None
-                    log.info("%s: the rollout's split ended", name)
-                    if (
-                        candidate in deployment.runners
-                        and current is not None
-                        and (current.version.version != candidate)
-                    ):
-                        await self.unload(name, candidate)
-                continue
-            if deployment.split_revision == (rollout.id, rollout.revision):
-                continue
-            if rollout.candidate not in deployment.runners:
-                await self.load(name, rollout.candidate)
-            sticky = RolloutSpec.from_document(rollout.spec).sticky_header
-            if deployment.split_revision is None or deployment.split_revision[0] != rollout.id:
-                deployment.routed = [0, 0]
-            deployment.split = Split(
-                rollout.baseline, rollout.candidate, min(rollout.weight, 1.0),
-                salt=f"rollout-{rollout.id}",
-                sticky_header=sticky.lower() if sticky is not None else None,
-            )  # fmt: skip
-            deployment.split_revision = (rollout.id, rollout.revision)
-            log.info("%s: %.2f%% to version %s", name, rollout.weight * 100, rollout.candidate)
 
     # Routing -----------------------------------------------------------------------------
 

@@ -41,9 +41,14 @@ def error_answer(
 
 
 async def respond_error(
-    send: Send, exc: Exception, request_id: bytes, document: ErrorDocument = plain_error
+    send: Send,
+    exc: Exception,
+    request_id: bytes,
+    document: ErrorDocument = plain_error,
+    extra: list[tuple[bytes, bytes]] | None = None,
 ) -> int:
-    """Answer ``exc``; returns the status answered."""
+    """Answer ``exc`` (with ``extra`` headers, such as the version that failed); returns the
+    status answered."""
     status, headers, body = error_answer(exc, request_id, document)
-    await respond(send, status, body, JSON, headers)
+    await respond(send, status, body, JSON, headers + extra if extra else headers)
     return status

@@ -110,6 +110,7 @@ class InferencePipeline(Generic[R]):
         runner: ModelRunner | None = None
         rows = 0
         request_id = b""
+        outputs: dict[str, Any] | None = None
         try:
             headers = read_headers(scope)
             request_id = headers.request_id or self.ids.new()
@@ -127,13 +128,19 @@ class InferencePipeline(Generic[R]):
                 request.timeout_s, headers.timeout_ms, self.settings.request_timeout_s
             )
             deadline = None if budget is None else asyncio.get_running_loop().time() + budget
+            submitted = time.perf_counter()
             outputs = await self._run(runner, request.payload, rows, deadline, receive, request_id)
+            ran = time.perf_counter() - submitted
             extra = [
                 (b"x-request-id", request_id),
                 (b"x-model-version", str(interface.version).encode()),
             ]
             body, content_type = protocol.encode(interface, request, outputs, extra)
             await respond(send, 200, body, content_type, extra)
+            if self.manager.observing:  # a rollout may mirror this request to its candidate
+                self.manager.rollouts.mirror(
+                    runner, request.payload, rows, outputs, ran, request_id
+                )
         except ClientDisconnected:
             status = 499  # nobody to answer
             if runner is not None:
@@ -141,12 +148,15 @@ class InferencePipeline(Generic[R]):
         except Exception as exc:
             if runner is not None and isinstance(exc, OverloadedError | DeadlineExceededError):
                 self._reject(runner, "overload" if isinstance(exc, OverloadedError) else "deadline")
-            status = await respond_error(send, exc, request_id, protocol.error_document)
+            answered = [] if runner is None else [(b"x-model-version", _version_of(runner))]
+            status = await respond_error(send, exc, request_id, protocol.error_document, answered)
         finally:
             elapsed = time.perf_counter() - started
             label_model = runner.name if runner is not None else "_unknown"
             label_version = str(runner.version.version) if runner is not None else ""
             self.metrics.request_done(label_model, label_version, status, elapsed)
+            if runner is not None and self.manager.observing:
+                self.manager.rollouts.observe(runner, status, elapsed, outputs)
             if self.access_log.enabled:
                 self.access_log.record(
                     time.time(),
@@ -191,6 +201,10 @@ class InferencePipeline(Generic[R]):
 
     def _reject(self, runner: ModelRunner, reason: str) -> None:
         self.metrics.rejected_request(runner.name, str(runner.version.version), reason)
+
+
+def _version_of(runner: ModelRunner) -> bytes:
+    return str(runner.version.version).encode()
 
 
 def time_budget(
