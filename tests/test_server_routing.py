@@ -258,7 +258,7 @@ EMBEDDINGS = orjson.dumps({"model": "ghost", "input": "hello"})
         ),
         ("GET", "/api/deployments", b"", 200, []),
         ("GET", "/api/deployments/ghost", b"", 404, {"error": "model 'ghost' is not served here"}),
-        ("GET", "/api", b"", 404, {"detail": "Not Found"}),  # FastAPI's own answer
+        ("GET", "/api", b"", 404, {"error": "Not Found"}),  # FastAPI's router, in our body
         (
             "POST",
             "/v2/health/ready",

@@ -1,12 +1,13 @@
 """The command line: thin commands over the Python API (``shipyard --help``)."""
 
-from shipyard.cli import db, deploy, models, monitor, optimize, serve
+from shipyard.cli import db, deploy, models, monitor, optimize, rollout, serve
 from shipyard.cli.app import app
 
 app.add_typer(models.app, name="models")
 app.add_typer(db.app, name="db")
 app.add_typer(deploy.app, name="deploy")
 app.add_typer(monitor.app, name="monitor")
+app.add_typer(rollout.app, name="rollout")
 app.command("serve")(serve.serve)
 app.command("optimize")(optimize.optimize)
 

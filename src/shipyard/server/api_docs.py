@@ -1,10 +1,10 @@
 """What the management API's OpenAPI document says about its errors.
 
-This module owns the schema of the error body, ``{"error": message}``, that
-``shipyard.server.errors`` answers with, and what each status means. A route of the
-management API, or of an APIRouter included in it, declares every status it may answer
-besides its success with ``responses=documented(...)``, so /api/docs and /api/openapi.json
-list them all, each with this body::
+This module owns the path parameters routes share, the schema of the error body,
+``{"error": message}``, that ``shipyard.server.errors`` answers with, and what each status
+means. A route of the management API, or of an APIRouter included in it, declares every
+status it may answer besides its success with ``responses=documented(...)``, so /api/docs
+and /api/openapi.json list them all, each with this body::
 
     @api.post("/api/things/{name}/stop", responses=documented(404, 409))
 
@@ -17,9 +17,26 @@ this shape (validation errors included) live with the app, in
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
+
+# Versions are numbered from 1, in an INTEGER column: 32 bits in PostgreSQL, and a larger
+# number makes SQLite raise OverflowError (a 500), so the API refuses it first.
+MAX_VERSION = 2**31 - 1
+
+# A model or alias name, as the registry takes them (shipyard.registry.names): a dot is
+# never followed by another.
+NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9_-]|\.(?:[a-z0-9_-]|$))*$"
+
+# The path parameters every route names the same way.
+ModelName = Annotated[
+    str, Path(pattern=NAME_PATTERN, max_length=64, description="The model's name")
+]
+VersionNumber = Annotated[
+    int, Path(ge=1, le=MAX_VERSION, description="A version of the model, from 1")
+]
 
 
 class ErrorBody(BaseModel):

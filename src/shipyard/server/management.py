@@ -1,4 +1,5 @@
-"""The management API under /api/: deployments, loading and unloading versions.
+"""The management API under /api/: deployments, loading and unloading versions, and the
+rollouts (``rollouts_api``).
 
 Protected by a bearer token when SHIPYARD_API_TOKEN is set (401 without one, 403 when
 wrong). OpenAPI docs at /api/docs, the document at /api/openapi.json: every route declares
@@ -9,30 +10,23 @@ FastAPI's validation errors included, has the one body ``{"error": message}``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, FastAPI, Path, Request, Security
+from fastapi import Depends, FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.params import Depends as Dependency
 from fastapi.responses import Response
 from fastapi.security import HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shipyard.errors import ShipyardError
-from shipyard.server.api_docs import documented
+from shipyard.server.api_docs import ModelName, VersionNumber, documented
 from shipyard.server.deployments import DeploymentManager
 from shipyard.server.errors import error_answer, plain_error
 from shipyard.server.http import check_bearer
+from shipyard.server.rollouts_api import rollout_routes
 from shipyard.settings import Settings
 from shipyard.version import __version__
-
-# Versions are numbered from 1, in an INTEGER column: 32 bits in PostgreSQL, and a larger
-# number makes SQLite raise OverflowError (a 500), so the API refuses it first.
-MAX_VERSION = 2**31 - 1
-
-ModelName = Annotated[str, Path(description="The model's name")]
-VersionNumber = Annotated[
-    int, Path(ge=1, le=MAX_VERSION, description="A version of the model, from 1")
-]
 
 # Declares the token in the OpenAPI document (for /api/docs' Authorize); check_bearer checks it.
 BEARER = HTTPBearer(
@@ -66,6 +60,12 @@ def build_management_app(manager: DeploymentManager, settings: Settings) -> Fast
     async def shipyard_error(_request: Request, exc: ShipyardError) -> Response:
         status, headers, body = error_answer(exc, None)
         return _json(status, body, {key.decode(): value.decode() for key, value in headers})
+
+    @api.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+        # FastAPI's own answers (no route, a method not allowed, a body it cannot parse)
+        headers = dict(exc.headers or {})
+        return _json(exc.status_code, plain_error(exc.status_code, str(exc.detail)), headers)
 
     @api.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> Response:
@@ -130,6 +130,8 @@ def build_management_app(manager: DeploymentManager, settings: Settings) -> Fast
     async def unload_version(name: ModelName, version: VersionNumber) -> dict[str, Any]:
         await manager.unload(name, version)
         return manager.deployments[name].to_dict()
+
+    api.include_router(rollout_routes(manager.registry, settings.actor))
 
     return api
 
