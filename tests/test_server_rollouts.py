@@ -34,20 +34,29 @@ class Load:
 
     url: str
     bad_share: float = 0.0  # requests the failing candidate cannot answer
+    feedback: bool = False  # send each answered request's true labels
     statuses: Counter[tuple[str, int]] = field(default_factory=Counter)  # (version, status)
     wrong: list[str] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
         rng = np.random.default_rng(7)
+        labels: list[dict[str, Any]] = []
         with client(self.url) as http:
             while not self.stop.is_set():
+                if len(labels) >= 50:
+                    sent = http.post("/v2/models/clf/feedback", json={"labels": labels})
+                    assert sent.status_code == 200, sent.text
+                    labels = []
                 rows = rng.normal(size=(ROWS, 3)).astype(np.float32)
                 if rng.random() < self.bad_share:
                     rows[0, 0] = BAD_FIRST_FEATURE
                 response = http.post("/v2/models/clf/infer", content=json.dumps(body(rows)))
                 version = response.headers.get("x-model-version", "?")
                 self.statuses[(version, response.status_code)] += 1
+                if self.feedback and response.status_code == 200:
+                    truth = expected_labels(rows).tolist()
+                    labels.append({"request_id": response.headers["x-request-id"], "label": truth})
                 if response.status_code == 200:
                     label = next(o for o in response.json()["outputs"] if o["name"] == "label")
                     if version == "1" and label["data"] != expected_labels(rows).tolist():
@@ -59,16 +68,21 @@ class Load:
 
 @contextlib.contextmanager
 def serving(
-    tmp_path: Path, candidate: str, bad_share: float = 0.0
+    tmp_path: Path,
+    candidate: str,
+    bad_share: float = 0.0,
+    baseline: str = "good",
+    feedback: bool = False,
 ) -> Iterator[tuple[Registry, Load]]:
+    monitor = {"enabled": feedback, "log_rate": 10_000.0, "flush_seconds": 1.0}
     settings = server_settings(
-        tmp_path / "home", reload_interval_s=0.2, rollout_bake_s=1.0, monitor={"enabled": False}
+        tmp_path / "home", reload_interval_s=0.2, rollout_bake_s=1.0, monitor=monitor
     )
     with Registry(settings) as registry:
-        register_classifier(registry, tmp_path / "src", "good", alias="production")
+        register_classifier(registry, tmp_path / "src", baseline, alias="production")
         register_classifier(registry, tmp_path / "src", candidate)
         with running_server(settings, models=["clf"]) as server:
-            load = Load(server.url, bad_share=bad_share)
+            load = Load(server.url, bad_share=bad_share, feedback=feedback)
             thread = threading.Thread(target=load.run, daemon=True)
             thread.start()
             try:
@@ -91,7 +105,6 @@ def test_a_good_candidate_is_promoted_through_every_step(tmp_path: Path) -> None
     with serving(tmp_path, "good") as (registry, load):
         rollout = service.start(registry, "clf", 2, FAST)
         done = wait_for(lambda: finished(registry, rollout.id), "the rollout to finish", 90)
-        _debug(registry)
         assert done.state == "succeeded", done.analysis
         assert registry.get_version("clf@production").version == 2
         wait_for(lambda: load.statuses[("2", 200)] > 0 and sum(load.statuses.values()) > 0, "v2")
@@ -148,6 +161,60 @@ def test_a_slow_candidate_is_rolled_back_on_its_p99(tmp_path: Path) -> None:
     assert load.failures() == {}
 
 
-def _debug(registry: Registry) -> None:
-    for e in reversed(registry.events("clf")):
-        print(e.kind, e.reason, json.dumps(e.details, default=str)[:1500])
+SHADOW = FAST | {"strategy": "shadow", "mirror": 1.0, "min_samples": 100}
+
+
+def test_shadow_reports_the_disagreement_of_a_different_model(tmp_path: Path) -> None:
+    with serving(tmp_path, "different") as (registry, load):
+        rollout = service.start(registry, "clf", 2, SHADOW)
+        done = wait_for(lambda: finished(registry, rollout.id), "the rollout to finish", 90)
+        assert done.state == "rolled_back"
+        agreement = done.analysis["checks"]["agreement"]
+        assert (agreement["outcome"], agreement["measure"]) == ("fail", "agreement")
+        assert agreement["estimate"] < 0.5
+        assert agreement["n_candidate"] >= 100
+    assert set(load.statuses) == {("1", 200)}  # the shadow answered nobody
+    assert load.wrong == []
+
+
+def test_shadow_reports_no_disagreement_for_an_identical_model(tmp_path: Path) -> None:
+    with serving(tmp_path, "good") as (registry, load):
+        rollout = service.start(registry, "clf", 2, SHADOW | {"slice_feature": "x[0]"})
+        done = wait_for(lambda: finished(registry, rollout.id), "the rollout to finish", 90)
+        assert done.state == "succeeded"
+        agreement = done.analysis["checks"]["agreement"]
+        assert (agreement["outcome"], agreement["estimate"]) == ("pass", 1.0)
+        assert agreement["slices"]  # broken down by the first feature's values
+        assert all(part["mean"] == 1.0 for part in agreement["slices"].values())
+        assert registry.get_version("clf@production").version == 1  # a shadow only reports
+    assert set(load.statuses) == {("1", 200)}
+
+
+def test_blue_green_takes_all_traffic_at_once_after_its_mirrored_checks(tmp_path: Path) -> None:
+    with serving(tmp_path, "good") as (registry, load):
+        rollout = service.start(registry, "clf", 2, SHADOW | {"strategy": "blue-green"})
+        done = wait_for(lambda: finished(registry, rollout.id), "the rollout to finish", 90)
+        assert done.state == "succeeded", json.dumps(done.analysis)
+        assert registry.get_version("clf@production").version == 2
+        weights = [e.details["weight"] for e in registry.events("clf") if "weight" in e.details]
+        assert set(weights) == {0.0, 1.0}  # never a share in between
+        wait_for(lambda: load.statuses[("2", 200)] > 20, "the candidate to take the traffic")
+    assert load.failures() == {}
+
+
+def test_an_ab_test_with_labels_picks_the_better_model(tmp_path: Path) -> None:
+    ab = FAST | {"strategy": "ab", "split": 0.5, "goal": "accuracy", "deadline_s": 60}
+    with serving(tmp_path, "good", baseline="different", feedback=True) as (registry, load):
+        rollout = service.start(registry, "clf", 2, ab)
+        done = wait_for(lambda: finished(registry, rollout.id), "the rollout to finish", 120)
+        assert done.state == "succeeded", done.analysis
+        feedback = done.analysis["checks"]["feedback"]
+        assert (feedback["outcome"], feedback["goal"], feedback["metric"]) == (
+            "pass",
+            True,
+            "accuracy",
+        )
+        assert feedback["candidate"] == 1.0
+        assert feedback["baseline"] < 0.5
+        assert registry.get_version("clf@production").version == 2
+    assert load.failures() == {}

@@ -171,7 +171,7 @@ class RolloutStore:
             session.flush()
             return _rollout(row)
 
-    def record_analysis(self, lease: Lease, rollout_id: int, analysis: dict[str, Any]) -> None:
+    def record_analysis(self, lease: Lease, rollout_id: int, analysis: dict[str, Any]) -> Rollout:
         """Keep the latest analysis of a step that neither moved nor failed (no event: one
         per interval would drown the history), under ``lease``."""
         with self.database.session() as session:
@@ -180,6 +180,8 @@ class RolloutStore:
             if row is None:
                 raise NotFoundError(f"rollout {rollout_id} does not exist")
             row.analysis = analysis
+            session.flush()
+            return _rollout(row)
 
     def request(self, rollout_id: int, command: str, actor: str | None) -> Rollout:
         """Leave an operator's command (promote, abort, resume) for the controller."""

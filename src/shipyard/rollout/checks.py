@@ -64,13 +64,18 @@ def analyse(
 ) -> list[Check]:
     """Every check that applies to this step."""
     base, cand = evidence.baseline, evidence.candidate
-    checks = [error_ratio(cand, base, spec), p99_latency(cand, base, spec)]
+    mirrored = spec.strategy in (Strategy.SHADOW, Strategy.BLUE_GREEN)
+    checks = [error_ratio(cand, base, spec)]
+    if not mirrored:
+        # a mirrored request waits behind the production traffic it copies: its latency says
+        # little against production's, so a mirrored candidate answers only to the SLO
+        checks.append(p99_latency(cand, base, spec))
     if spec.max_p99_ms is not None:
         checks.append(p99_slo(cand, spec))
-    drift = prediction_drift(cand, base, spec, task)
+    # an A/B is run because the answers are meant to differ: its goal judges them, not drift
+    drift = None if spec.strategy is Strategy.AB else prediction_drift(cand, base, spec, task)
     if drift is not None:
         checks.append(drift)
-    mirrored = spec.strategy in (Strategy.SHADOW, Strategy.BLUE_GREEN)
     if mirrored:
         paired = evidence.paired
         checks.append(paired_check(paired.measure, paired.overall, paired.slices, spec))

@@ -221,8 +221,7 @@ class RolloutController:
                 self.store, lease, rollout, State.PROGRESSING, verdict.reason, analysis,
                 failures=verdict.failures, analysis=analysis,
             )  # fmt: skip
-        self.store.record_analysis(lease, rollout.id, analysis)
-        return None
+        return self.store.record_analysis(lease, rollout.id, analysis)
 
     def _promote(self, rollout: Rollout, lease: Lease, spec: RolloutSpec) -> Rollout:
         if spec.strategy is Strategy.SHADOW and not spec.promote_shadow:
