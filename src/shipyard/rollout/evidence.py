@@ -32,7 +32,7 @@ SLOTS = int(math.log(120.0 / LOWEST_S) / math.log(RATIO)) + 2
 _PER_LOG = 1.0 / math.log(RATIO)
 # Outputs held between two writes, per version: enough to count answers well at any rate,
 # a bound on the memory a burst can take.
-HELD_OUTPUTS = 4096
+HELD_OUTPUTS = 512
 TOP_CLASSES = 64  # classes counted by name; the rest together as "other"
 TOP_SLICES = 16  # values of the slice feature broken down; the rest as "other"
 
