@@ -389,7 +389,15 @@ def thread_cpu(pid: int) -> dict[int, float]:
 
 
 def wrk(url: str, script: Path, seconds: float, connections: int) -> dict[str, float]:
-    command = [WRK, f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds:g}s", "--latency", "-s", str(script)]
+    command = [
+        WRK,
+        f"-t{min(2, connections)}",
+        f"-c{connections}",
+        f"-d{seconds:g}s",
+        "--latency",
+        "-s",
+        str(script),
+    ]
     done = subprocess.run(
         [*command, url], capture_output=True, text=True, check=True, timeout=seconds + 60
     )
