@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from shipyard.errors import LeaseLostError, ShipyardError
+from shipyard.errors import ConflictError, ShipyardError
 from shipyard.monitor.performance import predicted_values, task_of
 from shipyard.registry import ModelRef, ModelVersion, Registry
 from shipyard.registry.leases import Lease
@@ -83,7 +83,7 @@ class RolloutController:
                 continue  # another replica drives it
             try:
                 driven.append(self.drive(rollout, lease))
-            except LeaseLostError as exc:
+            except ConflictError as exc:  # a lost lease, or another writer moved it first
                 log.warning("rollout %s: %s", rollout.id, exc.message)
         return driven
 

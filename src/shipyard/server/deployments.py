@@ -327,7 +327,7 @@ class DeploymentManager:
             except asyncio.CancelledError:
                 raise
             except Exception:  # the registry may be briefly unavailable: keep serving
-                log.exception("could not check the registry for alias moves")
+                log.exception("could not follow the registry (alias moves, rollouts)")
 
     async def _follow_aliases(self, failed: dict[tuple[str, int], int]) -> None:
         aliases = {d.follow for d in self.deployments.values() if d.follow}
