@@ -26,8 +26,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-import numpy as np
-
 from shipyard.errors import ConflictError, ShipyardError
 from shipyard.monitor.performance import predicted_values, task_of
 from shipyard.registry import ModelRef, ModelVersion, Registry
@@ -35,9 +33,10 @@ from shipyard.registry.leases import Lease
 from shipyard.registry.rollouts import Rollout
 from shipyard.registry.store import utcnow
 from shipyard.rollout import preflight
-from shipyard.rollout.analysis import Next, Verdict, judge
+from shipyard.rollout.analysis import Next, Verdict, decision_document, judge
 from shipyard.rollout.checks import Feedback, analyse
 from shipyard.rollout.evidence import StepEvidence
+from shipyard.rollout.offline import offline_check, row_scores
 from shipyard.rollout.sequential import Outcome, Summary
 from shipyard.rollout.spec import RolloutSpec, Strategy
 from shipyard.rollout.states import State, move
@@ -156,11 +155,22 @@ class RolloutController:
             preflight.require_compatible(baseline, candidate)
             if self.warm is not None:
                 self.warm(rollout.model, rollout.candidate)
+            offline = offline_check(self.registry, baseline, candidate, spec)
         except ShipyardError as exc:
             return move(
                 self.store, lease, rollout, State.ROLLING_BACK, f"pre-flight: {exc.message}",
                 weight=0.0,
             )  # fmt: skip
+        evidence = {}
+        if offline is not None:
+            evidence["offline"] = decision_document(offline.decision) | offline.details
+            if offline.decision.outcome is Outcome.FAIL:
+                return move(
+                    self.store, lease, rollout, State.ROLLING_BACK,
+                    f"pre-flight: {offline.decision.reason}, worse by more than "
+                    f"{offline.details['tolerance']:.4g}",
+                    evidence, weight=0.0,
+                )  # fmt: skip
         weight = {Strategy.CANARY: spec.steps[0], Strategy.AB: spec.split}.get(spec.strategy, 0.0)
         how = (
             f"{weight * 100:g}% of traffic"
@@ -169,7 +179,7 @@ class RolloutController:
         )
         return move(
             self.store, lease, rollout, State.PROGRESSING,
-            f"pre-flight passed: {rollout.model}:{rollout.candidate} takes {how}",
+            f"pre-flight passed: {rollout.model}:{rollout.candidate} takes {how}", evidence,
             weight=weight, step=rollout.step + 1, restart_clock=True,
         )  # fmt: skip
 
@@ -268,24 +278,11 @@ class RolloutController:
                 labels = record.label if isinstance(record.label, list) else [record.label]
                 if len(labels) != len(answers):
                     continue
-                scores.extend(_scores(metric, answers, labels))
+                scores.extend(row_scores(metric, answers, labels))
             summaries.append(Summary.of(scores))
         if summaries[1].n == 0:
             return None
         return Feedback(summaries[0], summaries[1], metric)
-
-
-def _scores(metric: str, answers: list[Any], labels: list[Any]) -> list[float]:
-    if metric == "accuracy":
-        return [float(_class(a) == _class(b)) for a, b in zip(answers, labels, strict=True)]
-    error = np.abs(np.asarray(answers, np.float64) - np.asarray(labels, np.float64))
-    return [float(value) for value in error]
-
-
-def _class(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return str(value)
 
 
 def _analysed_at(rollout: Rollout) -> datetime | None:

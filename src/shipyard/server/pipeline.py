@@ -137,7 +137,7 @@ class InferencePipeline(Generic[R]):
             ]
             body, content_type = protocol.encode(interface, request, outputs, extra)
             await respond(send, 200, body, content_type, extra)
-            if self.manager.observing:  # a rollout may mirror this request to its candidate
+            if self.manager.rollouts.mirrored:  # a rollout mirrors requests to its candidate
                 self.manager.rollouts.mirror(
                     runner, request.payload, rows, outputs, ran, request_id
                 )
