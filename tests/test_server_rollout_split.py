@@ -5,6 +5,7 @@ says which version gave it, and the split ends with the rollout."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import math
 from collections.abc import Iterator
@@ -65,7 +66,8 @@ def _split(http: Any) -> dict[str, Any] | None:
 @contextlib.contextmanager
 def _serving(tmp_path: Path) -> Iterator[tuple[Registry, Any]]:
     """tiny:1 in production, tiny:2 registered, a server following the registry closely."""
-    settings = server_settings(tmp_path / "home", reload_interval_s=0.1)
+    # the test drives the rollouts itself: the server only follows them
+    settings = server_settings(tmp_path / "home", reload_interval_s=0.1, rollouts=False)
     with Registry(settings) as registry:
         register_tiny(registry, tmp_path / "src", 1.0, alias="production")
         register_tiny(registry, tmp_path / "src", 2.0)
@@ -110,3 +112,25 @@ def test_a_sticky_header_keeps_each_user_on_one_version(tmp_path: Path) -> None:
         assert all(len(versions) == 1 for versions in seen.values())  # sticky
         assert {next(iter(v)) for v in seen.values()} == {"1", "2"}  # and split
         assert set(_answers(http, 60)) == {"1", "2"}  # no header: drawn per request
+
+
+def test_a_user_in_the_canary_stays_in_it_as_the_weight_grows(tmp_path: Path) -> None:
+    with _serving(tmp_path) as (registry, http):
+        rollout, lease = _progressing(registry, 0.1, {"sticky_header": "x-user-id"})
+        users = [f"user-{n}" for n in range(120)]
+        seen: list[dict[str, str]] = []
+        for weight in (0.1, 0.3, 0.6):
+            if weight != rollout.weight:
+                rollout = move(
+                    registry.rollouts, lease, rollout, State.PROGRESSING, "next step",
+                    weight=weight, step=rollout.step + 1,
+                )  # fmt: skip
+            wait_for(lambda w=weight: (_split(http) or {}).get("weight") == w, f"{weight}")
+            seen.append({u: _answers(http, 1, {"x-user-id": u})[0] for u in users})
+        for before, after in itertools.pairwise(seen):
+            stayed = [u for u, version in before.items() if version == "2"]
+            assert stayed
+            assert all(after[u] == "2" for u in stayed)  # in the canary once, in it still
+        shares = [sum(v == "2" for v in step.values()) / len(users) for step in seen]
+        assert shares == sorted(shares)
+        assert shares[0] < shares[-1]

@@ -118,8 +118,20 @@ def test_a_good_candidate_is_promoted_through_every_step(tmp_path: Path) -> None
             if e.kind == "rollout.progressing"
         ]
         assert weights == [0.25, 0.5]
+        with client(load.url) as http:
+            page = wait_for(
+                lambda: _metrics_once(http, 'phase="succeeded"} 1.0'), "the metrics to follow"
+            )
+        assert 'shipyard_rollouts_promoted_total{model="clf"} 1.0' in page
+        assert 'shipyard_rollout_weight{model="clf",version="2"} 1.0' in page
+        assert 'shipyard_rollout_check{check="error_ratio",model="clf",result="pass"} 1.0' in page
     assert load.failures() == {}
     assert load.wrong == []
+
+
+def _metrics_once(http: Any, wanted: str) -> str | None:
+    page = http.get("/metrics").text
+    return page if wanted in page else None
 
 
 def test_a_candidate_that_errors_on_some_inputs_is_rolled_back(tmp_path: Path) -> None:
