@@ -202,6 +202,22 @@ def test_shadow_reports_no_disagreement_for_an_identical_model(tmp_path: Path) -
     assert set(load.statuses) == {("1", 200)}
 
 
+def test_shadow_with_labels_runs_mcnemars_test_on_the_mirrored_requests(tmp_path: Path) -> None:
+    # agreement and the class mix set aside: the labels alone must show the candidate worse
+    lenient = {"min_agreement": 0.01, "max_prediction_drift": 1.0, "failure_threshold": 1}
+    shadow = SHADOW | lenient | {"goal": "accuracy", "min_samples": 60}
+    with serving(tmp_path, "different", feedback=True) as (registry, load):
+        rollout = service.start(registry, "clf", 2, shadow)
+        done = wait_for(lambda: finished(registry, rollout.id), "the rollout to finish", 90)
+        assert done.state == "rolled_back", json.dumps(done.analysis)
+        mcnemar = done.analysis["checks"]["mcnemar"]
+        assert mcnemar["outcome"] == "fail"
+        assert mcnemar["baseline_only_right"] > mcnemar["candidate_only_right"]
+        assert mcnemar["exact_p_value"] < 0.001
+        assert "mcnemar" in done.analysis["reason"]
+    assert set(load.statuses) == {("1", 200)}
+
+
 def test_blue_green_takes_all_traffic_at_once_after_its_mirrored_checks(tmp_path: Path) -> None:
     with serving(tmp_path, "good") as (registry, load):
         rollout = service.start(registry, "clf", 2, SHADOW | {"strategy": "blue-green"})

@@ -12,6 +12,8 @@
 - ``sample_ratio``: the split served against the split configured; a mismatch halts;
 - ``agreement`` (mirrored traffic): agreement rate, mean cosine or relative error against
   a floor, broken down by the chosen feature's top values;
+- ``mcnemar`` (mirrored traffic, a classifier): once labels arrive for mirrored requests,
+  whether the candidate is wrong where the baseline is right more often than the reverse;
 - ``feedback``: once labels have arrived, accuracy (or error) candidate against baseline —
   a guardrail in a canary, the goal (a superiority test) in an A/B, where ``latency`` may
   also be the goal.
@@ -31,12 +33,15 @@ from shipyard.monitor.drift import chi_square, jensen_shannon
 from shipyard.rollout.analysis import Check
 from shipyard.rollout.evidence import Comparison, Side, StepEvidence
 from shipyard.rollout.sequential import (
+    ALPHA,
     Decision,
     Outcome,
     Summary,
     against_threshold,
     compare_means,
     compare_proportions,
+    mcnemar_exact,
+    paired_disagreement,
     sample_ratio_check,
 )
 from shipyard.rollout.spec import RolloutSpec, Strategy
@@ -55,12 +60,23 @@ class Feedback:
     metric: str  # accuracy | mae
 
 
+@dataclass(frozen=True, slots=True)
+class LabelledPairs:
+    """Mirrored rows whose label has arrived: how many, and of those exactly one version
+    answered right, how many each (McNemar's discordant pairs)."""
+
+    pairs: int
+    candidate_only_right: int
+    baseline_only_right: int
+
+
 def analyse(
     evidence: StepEvidence,
     spec: RolloutSpec,
     task: str,
     weight: float,
     feedback: Feedback | None = None,
+    labelled_pairs: LabelledPairs | None = None,
 ) -> list[Check]:
     """Every check that applies to this step."""
     base, cand = evidence.baseline, evidence.candidate
@@ -88,6 +104,10 @@ def analyse(
         )
     if feedback is not None:
         checks.append(feedback_check(feedback, spec))
+    if labelled_pairs is not None and (
+        labelled_pairs.pairs >= spec.min_samples or spec.goal == "accuracy"
+    ):  # a mirrored rollout with accuracy as its goal waits for its labels
+        checks.append(mcnemar_check(labelled_pairs, spec.min_samples))
     if spec.goal == "latency":
         checks.append(latency_goal(cand, base, spec))
     return checks
@@ -217,6 +237,32 @@ def _paired(
         sample, floor, higher_is_better=higher, tau=0.01, min_samples=spec.min_samples
     )
     return Check("agreement", decision, details=details)
+
+
+def mcnemar_check(labelled: LabelledPairs, min_samples: int) -> Check:
+    """Do the two versions err on different requests, the candidate more often? Fails once
+    the sequential McNemar test (``paired_disagreement``) shows the baseline right where the
+    candidate is wrong more often than the reverse; the fixed-sample exact p-value is
+    recorded beside it."""
+    b, c = labelled.candidate_only_right, labelled.baseline_only_right
+    p_value = paired_disagreement(b, c)
+    estimate = (b - c) / labelled.pairs if labelled.pairs else 0.0  # accuracy: cand - base
+    if labelled.pairs < min_samples:
+        outcome = Outcome.INCONCLUSIVE
+        reason = f"too few labelled mirrored rows yet ({labelled.pairs} < {min_samples})"
+    elif p_value < ALPHA and c > b:
+        outcome = Outcome.FAIL
+        reason = f"the baseline alone was right on {c} rows, the candidate alone on {b}"
+    else:
+        outcome, reason = Outcome.PASS, f"not shown to err more ({b} against {c} rows)"
+    decision = Decision(
+        outcome, estimate, -math.inf, math.inf, p_value, labelled.pairs, labelled.pairs, reason
+    )
+    details = {
+        "candidate_only_right": b, "baseline_only_right": c,
+        "exact_p_value": mcnemar_exact(b, c),
+    }  # fmt: skip
+    return Check("mcnemar", decision, details=details)
 
 
 def feedback_check(feedback: Feedback, spec: RolloutSpec) -> Check:

@@ -34,7 +34,7 @@ from shipyard.registry.rollouts import Rollout
 from shipyard.registry.store import utcnow
 from shipyard.rollout import preflight
 from shipyard.rollout.analysis import Next, Verdict, decision_document, judge
-from shipyard.rollout.checks import Feedback, analyse
+from shipyard.rollout.checks import Feedback, LabelledPairs, analyse
 from shipyard.rollout.evidence import StepEvidence
 from shipyard.rollout.offline import offline_check, row_scores
 from shipyard.rollout.sequential import Outcome, Summary
@@ -43,6 +43,9 @@ from shipyard.rollout.states import State, move
 
 log = logging.getLogger("shipyard.rollout")
 
+# A mirrored request runs, and is logged, under the request's id and this suffix, so its
+# answer is never taken for the one the client got, and labels for the request reach both.
+SHADOW_SUFFIX = ":shadow"
 Warm = Callable[[str, int], None]  # load and warm a version, raising if it cannot
 MOVES_PER_TICK = 6  # pending -> validating -> progressing in one tick; never a loop
 COMMANDS = ("promote", "abort", "resume")
@@ -193,7 +196,10 @@ class RolloutController:
         baseline = self._version(rollout.model, rollout.baseline)
         task = task_of(baseline)
         feedback = self._feedback(rollout, spec, task, started)
-        checks = analyse(evidence, spec, task, rollout.weight, feedback)
+        pairs = None
+        if spec.strategy in (Strategy.SHADOW, Strategy.BLUE_GREEN) and task == "classification":
+            pairs = self._labelled_pairs(rollout, started)
+        checks = analyse(evidence, spec, task, rollout.weight, feedback, pairs)
         verdict = judge(checks, rollout.failures, spec, (now - started).total_seconds())
         verdict = _decide_goal(verdict, checks, spec)
         analysis = {
@@ -258,6 +264,34 @@ class RolloutController:
 
     def _version(self, model: str, version: int) -> ModelVersion:
         return self.registry.get_version(ModelRef(model, version=version))
+
+    def _labelled_pairs(self, rollout: Rollout, since: datetime) -> LabelledPairs:
+        """The baseline's labelled requests of the step beside the candidate's answers to
+        their mirrors (logged under the request's id and SHADOW_SUFFIX), row by row."""
+        baseline = self._version(rollout.model, rollout.baseline)
+        candidate = self._version(rollout.model, rollout.candidate)
+        mirrored = {
+            record.request_id: record
+            for record in self.registry.monitoring.predictions(candidate, since)
+        }
+        pairs = candidate_only = baseline_only = 0
+        for record in self.registry.monitoring.predictions(baseline, since, labelled_only=True):
+            shadow = mirrored.get(record.request_id + SHADOW_SUFFIX)
+            if shadow is None or shadow.outputs is None or record.outputs is None:
+                continue
+            labels = record.label if isinstance(record.label, list) else [record.label]
+            ours = predicted_values(baseline.signature, record.outputs, "classification")
+            theirs = predicted_values(candidate.signature, shadow.outputs, "classification")
+            if not len(labels) == len(ours) == len(theirs):
+                continue
+            for ours_right, theirs_right in zip(
+                row_scores("accuracy", ours, labels), row_scores("accuracy", theirs, labels),
+                strict=True,
+            ):  # fmt: skip
+                pairs += 1
+                candidate_only += theirs_right > ours_right
+                baseline_only += ours_right > theirs_right
+        return LabelledPairs(pairs, candidate_only, baseline_only)
 
     def _feedback(
         self, rollout: Rollout, spec: RolloutSpec, task: str, since: datetime

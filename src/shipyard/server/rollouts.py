@@ -33,7 +33,7 @@ from shipyard.errors import OverloadedError, ShipyardError
 from shipyard.monitor.performance import task_of
 from shipyard.registry import ModelRef, Registry, Signature
 from shipyard.registry.rollouts import Rollout
-from shipyard.rollout.controller import RolloutController
+from shipyard.rollout.controller import SHADOW_SUFFIX, RolloutController
 from shipyard.rollout.evidence import StepEvidence
 from shipyard.rollout.spec import RolloutSpec, Strategy
 from shipyard.rollout.split import Split
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("shipyard.server")
 
 MIRRORED = (Strategy.SHADOW, Strategy.BLUE_GREEN)
-SHADOW_SUFFIX = b":shadow"  # a mirrored request's id: its answer must not be logged as the real
+SHADOW_ID = SHADOW_SUFFIX.encode()
 LOAD_TIMEOUT_S = 600.0
 
 
@@ -273,7 +273,7 @@ class RolloutFollower:
         started = time.perf_counter()
         answer: dict[str, Any] | None = None
         try:
-            future = candidate.submit(payload, rows, None, request_id + SHADOW_SUFFIX)
+            future = candidate.submit(payload, rows, None, request_id + SHADOW_ID)
             answer = await candidate.result(future, None)
             status = 200
         except OverloadedError:
