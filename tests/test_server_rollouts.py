@@ -105,7 +105,7 @@ def test_a_good_candidate_is_promoted_through_every_step(tmp_path: Path) -> None
     with serving(tmp_path, "good") as (registry, load):
         rollout = service.start(registry, "clf", 2, FAST)
         done = wait_for(lambda: finished(registry, rollout.id), "the rollout to finish", 90)
-        assert done.state == "succeeded", done.analysis
+        assert done.state == "succeeded", json.dumps(done.analysis)
         assert registry.get_version("clf@production").version == 2
         wait_for(lambda: load.statuses[("2", 200)] > 0 and sum(load.statuses.values()) > 0, "v2")
         assert states(registry) == [
@@ -235,7 +235,7 @@ def test_an_ab_test_with_labels_picks_the_better_model(tmp_path: Path) -> None:
     with serving(tmp_path, "good", baseline="different", feedback=True) as (registry, load):
         rollout = service.start(registry, "clf", 2, ab)
         done = wait_for(lambda: finished(registry, rollout.id), "the rollout to finish", 120)
-        assert done.state == "succeeded", done.analysis
+        assert done.state == "succeeded", json.dumps(done.analysis)
         feedback = done.analysis["checks"]["feedback"]
         assert (feedback["outcome"], feedback["goal"], feedback["metric"]) == (
             "pass",
