@@ -73,10 +73,11 @@ def serving(
     bad_share: float = 0.0,
     baseline: str = "good",
     feedback: bool = False,
+    bake_s: float = 1.0,
 ) -> Iterator[tuple[Registry, Load]]:
     monitor = {"enabled": feedback, "log_rate": 10_000.0, "flush_seconds": 1.0}
     settings = server_settings(
-        tmp_path / "home", reload_interval_s=0.2, rollout_bake_s=1.0, monitor=monitor
+        tmp_path / "home", reload_interval_s=0.2, rollout_bake_s=bake_s, monitor=monitor
     )
     with Registry(settings) as registry:
         register_classifier(registry, tmp_path / "src", baseline, alias="production")
@@ -127,6 +128,31 @@ def test_a_good_candidate_is_promoted_through_every_step(tmp_path: Path) -> None
         assert 'shipyard_rollout_check{check="error_ratio",model="clf",result="pass"} 1.0' in page
     assert load.failures() == {}
     assert load.wrong == []
+
+
+def test_the_old_version_bakes_loaded_and_an_undo_switches_back_at_once(tmp_path: Path) -> None:
+    with serving(tmp_path, "good", bake_s=120.0) as (registry, load):
+        rollout = service.start(registry, "clf", 2, FAST | {"steps": [0.5]})
+        done = wait_for(lambda: finished(registry, rollout.id), "the rollout to finish", 90)
+        assert done.state == "succeeded", json.dumps(done.analysis)
+        with client(load.url) as http:
+
+            def versions() -> tuple[int | None, list[int]]:
+                (deployment,) = http.get("/api/deployments").json()
+                return deployment["current_version"], [v["version"] for v in deployment["versions"]]
+
+            wait_for(lambda: versions()[0] == 2, "the promotion to be followed")
+            assert versions() == (2, [1, 2])  # the old version bakes, loaded and watched
+            undone = service.undo(registry, "clf")
+            assert (undone.from_version, undone.to_version) == (2, 1)
+            wait_for(lambda: versions()[0] == 1, "the undo to be followed")
+            loads = [e for e in registry.events("clf") if e.kind == "deployment.load_failed"]
+            assert loads == []
+        switched = [e for e in reversed(registry.events("clf")) if e.kind == "deployment.switched"]
+        assert [(e.from_version, e.to_version) for e in switched] == [(1, 2), (2, 1)]
+        counted = sum(load.statuses.values())
+        wait_for(lambda: sum(load.statuses.values()) > counted + 20, "traffic after the undo")
+    assert load.failures() == {}
 
 
 def _metrics_once(http: Any, wanted: str) -> str | None:

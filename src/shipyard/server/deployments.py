@@ -290,6 +290,7 @@ class DeploymentManager:
                 return
             promoted = deployment.split is not None and deployment.split.candidate == version
             deployment.current = runner  # the switch: new requests go to the new version
+            deployment.split = None  # a split is of the old current; a rollout sets its own
             await self._record_switch(name, "deployment.switched", previous, version, reason)
             if previous is not None and promoted and self.settings.rollout_bake_s > 0:
                 self._bake(name, previous.version.version)  # kept loaded for an instant undo

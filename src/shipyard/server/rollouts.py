@@ -185,18 +185,31 @@ class RolloutFollower:
         self.manager.observing = bool(self.following)
         if held is None:
             if name in self.last:
-                self._publish_finished(name)
+                await self._publish_finished(name)
+            return
+        finished = await self._publish_finished(name)
+        current = deployment.current
+        if (
+            finished is not None
+            and finished.state == State.SUCCEEDED.value
+            and finished.weight >= 1.0
+            and held.candidate in deployment.runners
+            and RolloutSpec.from_document(finished.spec).alias == deployment.follow
+        ):
+            # promoted: every request goes to the candidate from now, not back to the
+            # baseline until this replica follows the alias (the switch ends the split)
+            deployment.split = Split(
+                held.baseline, held.candidate, 1.0, salt=f"rollout-{finished.id}"
+            )
             return
         deployment.split = None
         log.info("%s: the rollout's split ended", name)
-        current = deployment.current
         if (
             held.candidate in deployment.runners
             and current is not None
             and current.version.version != held.candidate
         ):
             await self.manager.unload(name, held.candidate)
-        self._publish_finished(name)
 
     # Metrics --------------------------------------------------------------------------------
 
@@ -211,14 +224,18 @@ class RolloutFollower:
         }
         self.metrics.rollout_state(rollout.model, rollout.state, weights, checks)
 
-    def _publish_finished(self, name: str) -> None:
+    async def _publish_finished(self, name: str) -> Rollout | None:
+        """The model's last rollout, finished, its final phase published once."""
         rollout_id = self.last.pop(name, None)
         if rollout_id is None:
-            return
+            return None
         try:
-            self._publish(self.registry.rollouts.get(rollout_id))
+            rollout = await asyncio.to_thread(self.registry.rollouts.get, rollout_id)
         except ShipyardError:
             self.metrics.rollout_state(name, None, {}, {})
+            return None
+        self._publish(rollout)
+        return rollout
 
     # The request path ---------------------------------------------------------------------
 
