@@ -25,6 +25,10 @@ TABLES = {
     "leases",
     "rollouts",
     "rollout_evidence",
+    "runs",
+    "run_metrics",
+    "run_files",
+    "run_datasets",
     "alembic_version",
 }
 

@@ -33,6 +33,7 @@ def test_public_api_is_pinned() -> None:
         "__version__",
         "load",
         "register",
+        "start_run",
     }
     assert len(shipyard.__all__) == len(set(shipyard.__all__))
 

@@ -6,6 +6,10 @@ The public API, kept small on purpose (a test pins it)::
     shipyard.register(estimator, name="fraud", reference_data="train.csv", alias="production")
     predictor = shipyard.load("fraud@production")
     predictor.predict(rows)
+
+    with shipyard.start_run("fraud", params={"depth": 3}) as run:
+        run.log_metric("auc", 0.97)
+        run.register_model(estimator, name="fraud")
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from shipyard.version import __version__
 if TYPE_CHECKING:
     from shipyard.formats.options import RegistrationOptions
     from shipyard.runtime.predictor import Predictor
+    from shipyard.tracking import ActiveRun
 
 __all__ = [
     "ModelRef",
@@ -38,6 +43,7 @@ __all__ = [
     "__version__",
     "load",
     "register",
+    "start_run",
 ]
 
 
@@ -92,6 +98,14 @@ def load(
         intra_op_threads=intra_op_threads,
         inter_op_threads=inter_op_threads,
     )
+
+
+def start_run(experiment: str = "default", **keywords: Any) -> ActiveRun:
+    """Open a tracking run of ``experiment``; see ``shipyard.tracking.start_run`` for the
+    keywords (params, tags, run_id, code_dir, registry, settings)."""
+    from shipyard.tracking import start_run as _start_run
+
+    return _start_run(experiment, **keywords)
 
 
 def _target(registry: Registry | None, settings: Settings | None) -> Registry | Settings:

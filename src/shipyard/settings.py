@@ -135,6 +135,11 @@ class Settings(BaseSettings):
     actor: str | None = Field(
         default=None, description="Who is recorded as making changes (defaults to the OS user)."
     )
+    run_id: str | None = Field(
+        default=None,
+        description="The tracking run a training script joins (set by `shipyard run` for the "
+        "command it starts).",
+    )
     cpu_features: str | None = Field(
         default=None,
         description="The CPU the optimizer chooses recipes for, instead of the detected one: a "

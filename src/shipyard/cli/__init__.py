@@ -1,6 +1,6 @@
 """The command line: thin commands over the Python API (``shipyard --help``)."""
 
-from shipyard.cli import db, deploy, models, monitor, optimize, rollout, serve
+from shipyard.cli import db, deploy, models, monitor, optimize, rollout, runs, serve
 from shipyard.cli.app import app
 
 app.add_typer(models.app, name="models")
@@ -8,8 +8,10 @@ app.add_typer(db.app, name="db")
 app.add_typer(deploy.app, name="deploy")
 app.add_typer(monitor.app, name="monitor")
 app.add_typer(rollout.app, name="rollout")
+app.add_typer(runs.app, name="runs")
 app.command("serve")(serve.serve)
 app.command("optimize")(optimize.optimize)
+app.command("run")(runs.run)
 
 
 def main() -> None:

@@ -39,6 +39,7 @@ from shipyard.registry.leases import LeaseStore
 from shipyard.registry.monitoring import MonitorStore
 from shipyard.registry.names import ModelRef, validate_name
 from shipyard.registry.rollouts import RolloutStore
+from shipyard.registry.runs import RunStore
 from shipyard.registry.schema import AliasRow, EventRow, FileRow, ModelRow, VersionRow
 from shipyard.settings import Settings
 
@@ -76,6 +77,7 @@ class Registry:
         self.monitoring = MonitorStore(self.database)
         self.leases = LeaseStore(self.database)
         self.rollouts = RolloutStore(self.database, self.leases)
+        self.runs = RunStore(self.database)
         self.artifacts = artifacts if artifacts is not None else open_artifacts(settings)
         self.actor = settings.actor or _os_user()
         self.database.ensure_schema()

@@ -240,3 +240,66 @@ class RolloutEvidenceRow(Base):
     replica: Mapped[str] = mapped_column(String(128), primary_key=True)
     document: Mapped[dict[str, Any]]
     updated_at: Mapped[datetime]
+
+
+class RunRow(Base):
+    """One training run: what it was given (params, data, code, environment), how it ended,
+    and the latest value of each of its metrics (so lists and comparisons read one row)."""
+
+    __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_experiment_started", "experiment", "started_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    experiment: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16))
+    params: Mapped[dict[str, Any]]
+    tags: Mapped[dict[str, Any]]
+    latest: Mapped[dict[str, Any]]  # metric key -> [value, step] of its last point
+    code: Mapped[dict[str, Any]]  # git commit, dirty flag, a hash of the uncommitted diff
+    environment: Mapped[dict[str, Any]]  # Python, key packages, a hash of the lock file
+    command: Mapped[dict[str, Any] | None]  # argv and working directory, when one ran it
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    created_by: Mapped[str | None] = mapped_column(String(128))
+
+
+class RunMetricRow(Base):
+    """One point of a run's metric. NaN is stored as NULL, which SQLite would make of it
+    anyway; a point always has a value, so NULL reads back as NaN."""
+
+    __tablename__ = "run_metrics"
+    __table_args__ = (Index("ix_run_metrics_run_key_step", "run_id", "key", "step"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(1000))
+    step: Mapped[int] = mapped_column(BigInteger)
+    value: Mapped[float | None] = mapped_column(Float)
+    at: Mapped[float] = mapped_column(Float)  # seconds since the epoch
+
+
+class RunFileRow(Base):
+    """A file a run logged (an artifact, or the output of the command it ran), kept in the
+    content-addressed store like a version's files."""
+
+    __tablename__ = "run_files"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    path: Mapped[str] = mapped_column(String(1000), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+
+
+class RunDatasetRow(Base):
+    """A dataset a run used, by fingerprint: the sha256 of its data, its rows and columns."""
+
+    __tablename__ = "run_datasets"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64))
+    rows: Mapped[int] = mapped_column(BigInteger)
+    columns: Mapped[Any | None] = mapped_column(JSON)
+    source: Mapped[str | None] = mapped_column(Text)

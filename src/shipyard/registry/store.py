@@ -19,7 +19,14 @@ from shipyard.registry.domain import (
     VersionStatus,
 )
 from shipyard.registry.names import ModelRef
-from shipyard.registry.schema import AliasRow, EventRow, FileRow, ModelRow, VersionRow
+from shipyard.registry.schema import (
+    AliasRow,
+    EventRow,
+    FileRow,
+    ModelRow,
+    RunFileRow,
+    VersionRow,
+)
 
 
 def utcnow() -> datetime:
@@ -176,7 +183,7 @@ def add_event(
 
 
 def referenced_digests(session: Session, digests: set[str]) -> set[str]:
-    """Which of ``digests`` some version still uses (as a file or as its manifest)."""
+    """Which of ``digests`` some version (as a file or as its manifest) or run still uses."""
     if not digests:
         return set()
     used = set(session.scalars(select(FileRow.digest).where(FileRow.digest.in_(digests))))
@@ -185,4 +192,5 @@ def referenced_digests(session: Session, digests: set[str]) -> set[str]:
             select(VersionRow.artifact_digest).where(VersionRow.artifact_digest.in_(digests))
         )
     )
+    used |= set(session.scalars(select(RunFileRow.digest).where(RunFileRow.digest.in_(digests))))
     return used
