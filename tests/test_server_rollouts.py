@@ -148,8 +148,17 @@ def test_the_old_version_bakes_loaded_and_an_undo_switches_back_at_once(tmp_path
             wait_for(lambda: versions()[0] == 1, "the undo to be followed")
             loads = [e for e in registry.events("clf") if e.kind == "deployment.load_failed"]
             assert loads == []
-        switched = [e for e in reversed(registry.events("clf")) if e.kind == "deployment.switched"]
-        assert [(e.from_version, e.to_version) for e in switched] == [(1, 2), (2, 1)]
+
+        def switches() -> list[tuple[int | None, int | None]] | None:
+            # The server records a switch just after making it: the event may trail the
+            # answer that showed the undo.
+            events = reversed(registry.events("clf"))
+            moves = [
+                (e.from_version, e.to_version) for e in events if e.kind == "deployment.switched"
+            ]
+            return moves if len(moves) >= 2 else None
+
+        assert wait_for(switches, "both switches to be recorded") == [(1, 2), (2, 1)]
         counted = sum(load.statuses.values())
         wait_for(lambda: sum(load.statuses.values()) > counted + 20, "traffic after the undo")
     assert load.failures() == {}
