@@ -214,10 +214,10 @@ def test_delete_respects_aliases(home: Path, tiny_onnx_path: Path) -> None:
 def test_db_upgrade_is_idempotent(home: Path) -> None:
     first = run(home, "db", "upgrade")
     assert first.exit_code == 0
-    assert "upgraded from empty to 0005" in first.stdout
+    assert "upgraded from empty to 0006" in first.stdout
     second = run(home, "db", "upgrade")
-    assert "already at revision 0005" in second.stdout
-    assert "current: 0005" in run(home, "db", "current").stdout
+    assert "already at revision 0006" in second.stdout
+    assert "current: 0006" in run(home, "db", "current").stdout
 
 
 def test_installed_entry_point(tmp_path: Path, tiny_onnx_path: Path) -> None:

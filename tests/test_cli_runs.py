@@ -94,7 +94,7 @@ def test_a_failing_command_fails_the_run_and_registers_nothing(
 def test_a_command_that_cannot_start(home: Path) -> None:
     result = cli(home, "run", "--", "/nonexistent/trainer")
     assert result.exit_code == 127
-    assert "cannot start '/nonexistent/trainer'" in result.output
+    assert "cannot start '/nonexistent/trainer'" in " ".join(result.output.split())
 
 
 @pytest.mark.parametrize(
