@@ -5,11 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 import shipyard
 from shipyard.cli.app import settings_of
-from shipyard.cli.output import console, human_size, print_json, progress_bars
+from shipyard.cli.output import (
+    console,
+    facts,
+    human_size,
+    name_column,
+    print_json,
+    progress_bars,
+    table,
+    value_column,
+)
 from shipyard.errors import InvalidInputError
 from shipyard.formats import DEFAULT_TOLERANCE, FLAVORS, RegistrationOptions, TextOptions
 from shipyard.registry import Model, ModelRef, ModelVersion, Registry
@@ -118,16 +126,18 @@ def list_models(ctx: typer.Context, json_output: bool = JSON_OPTION) -> None:
     if json_output:
         print_json(models)
         return
-    table = Table("name", "latest", "aliases", "created", "by")
+    rows = table(
+        name_column("name"), "latest", value_column("aliases"), "created", name_column("by")
+    )
     for model in models:
-        table.add_row(
+        rows.add_row(
             model.name,
             str(model.latest_version or "-"),
             ", ".join(f"{a}→{v}" for a, v in model.aliases.items()) or "-",
             model.created_at.strftime("%Y-%m-%d %H:%M"),
             model.created_by or "-",
         )
-    console.print(table if models else "no models registered yet")
+    console.print(rows if models else "no models registered yet")
 
 
 @app.command()
@@ -155,10 +165,18 @@ def _show_model(model: Model, versions: list[ModelVersion]) -> None:
     console.print(
         f"[bold]{model.name}[/]" + (f" — {model.description}" if model.description else "")
     )
-    table = Table("version", "aliases", "flavor", "size", "parity", "created", "by")
+    rows = table(
+        "version",
+        value_column("aliases"),
+        name_column("flavor"),
+        "size",
+        value_column("parity"),
+        "created",
+        name_column("by"),
+    )
     for v in versions:
         parity = v.conversion.get("parity")
-        table.add_row(
+        rows.add_row(
             str(v.version),
             ", ".join(v.aliases) or "-",
             v.flavor,
@@ -167,7 +185,7 @@ def _show_model(model: Model, versions: list[ModelVersion]) -> None:
             v.created_at.strftime("%Y-%m-%d %H:%M"),
             v.created_by or "-",
         )
-    console.print(table)
+    console.print(rows)
 
 
 def _show_version(v: ModelVersion) -> None:
@@ -221,17 +239,17 @@ def _show_version(v: ModelVersion) -> None:
         rows.append(("metrics", ", ".join(f"{k}={val:g}" for k, val in v.metrics.items())))
     if v.tags:
         rows.append(("tags", ", ".join(f"{k}={val}" for k, val in v.tags.items())))
-    facts = Table.grid(padding=(0, 2))
+    grid = facts()
     for key, value in rows:
-        facts.add_row(f"[dim]{key}[/]", value)
-    console.print(facts)
-    signature = Table("", "name", "datatype", "shape", title="signature")
+        grid.add_row(f"[dim]{key}[/]", value)
+    console.print(grid)
+    signature = table("", name_column("name"), "datatype", value_column("shape"), title="signature")
     for direction, specs in (("input", v.signature.inputs), ("output", v.signature.outputs)):
         for spec in specs:
             shape = "[" + ", ".join("?" if d < 0 else str(d) for d in spec.shape) + "]"
             signature.add_row(direction, spec.name, spec.datatype, shape)
     console.print(signature)
-    files = Table("file", "size", "sha256", title="artifacts")
+    files = table(name_column("file"), "size", "sha256", title="artifacts")
     for f in v.files:
         files.add_row(f.path, human_size(f.size), f.digest[:16] + "…")
     console.print(files)

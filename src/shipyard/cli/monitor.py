@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from shipyard.cli.app import settings_of
-from shipyard.cli.output import console, print_json
+from shipyard.cli.output import console, name_column, print_json, table, value_column
 
 app = typer.Typer(help="Watch served models: drift, data quality, feedback.", no_args_is_help=True)
 
@@ -44,17 +43,23 @@ def status(
         console.print("no traffic in this period: nothing to compare yet")
     else:
         drift = evaluation.drift
-        table = Table()
-        table.add_column("column", overflow="fold")  # names are what people look for: never cut
-        for heading in ("role", "method", "score", "threshold", "drift", "quality"):
-            table.add_column(heading)
+        # column names are what people look for: one line each, in a terminal or in a log
+        drift_table = table(
+            name_column("column"),
+            "role",
+            "method",
+            value_column("score"),
+            value_column("threshold"),
+            "drift",
+            value_column("quality"),
+        )
         for c in [*drift.columns, *drift.predictions]:
             quality = ", ".join(
                 f"{SHORT.get(k, k)} {v}"
                 for k, v in evaluation.quality.get(c.column, {}).items()
                 if v
             )
-            table.add_row(
+            drift_table.add_row(
                 c.column,
                 c.role,
                 c.method,
@@ -63,7 +68,7 @@ def status(
                 "[red]yes[/]" if c.drifted else "no",
                 quality or "-",
             )
-        console.print(table)
+        console.print(drift_table)
         verdict = "[red]drifted[/]" if drift.dataset_drift else "no drift"
         console.print(
             f"dataset: {verdict} ({drift.drifted_share:.0%} of input columns, threshold "

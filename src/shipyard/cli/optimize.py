@@ -5,10 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from shipyard.cli.app import settings_of
-from shipyard.cli.output import console, human_size, print_json, progress_bars
+from shipyard.cli.output import (
+    console,
+    human_size,
+    name_column,
+    print_json,
+    progress_bars,
+    table,
+    value_column,
+)
 
 
 def optimize(
@@ -58,12 +65,15 @@ def optimize(
             "sensitivity ranking",
             highlight=False,
         )
-    table = Table("candidate", "size", "quality", "speedup b=1", "speedup typical", "verdict")
+    candidates = table(
+        name_column("candidate"), "size", value_column("quality"), "speedup b=1", "speedup typical",
+        value_column("verdict"),
+    )  # fmt: skip
     for c in report.candidates:
         if c.skipped:
             continue
         quality = describe(c.quality, against_parent=False) if c.quality else "-"
-        table.add_row(
+        candidates.add_row(
             c.recipe.name,
             human_size(c.size_bytes) if c.size_bytes else "-",
             quality,
@@ -71,7 +81,7 @@ def optimize(
             f"{c.speedup_typical:.2f}x" if c.speedup_typical else "-",
             c.reason,
         )
-    console.print(table)
+    console.print(candidates)
     for c in report.candidates:
         if c.skipped:
             console.print(c.reason, highlight=False)
