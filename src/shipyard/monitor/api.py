@@ -17,6 +17,7 @@ from shipyard.monitor.export import parse_since, rows_of, write_table
 from shipyard.monitor.profile import Profile
 from shipyard.monitor.references import reference_profile
 from shipyard.monitor.report import render
+from shipyard.monitor.report_story import read_story
 from shipyard.registry import ModelVersion, Registry
 
 DEFAULT_PERIOD = "1h"
@@ -46,7 +47,8 @@ def status(registry: Registry, ref: str, period: str = DEFAULT_PERIOD) -> Status
 
 
 def write_report(registry: Registry, ref: str, out: Path, period: str = DEFAULT_PERIOD) -> Status:
-    """One self-contained HTML report; without traffic, the reference part alone."""
+    """One self-contained HTML report: the version's drift and performance (without traffic,
+    the reference part alone) and the story of every version of its model."""
     if not out.parent.is_dir():
         raise InvalidInputError(f"folder {out.parent} does not exist")
     current = status(registry, ref, period)
@@ -55,8 +57,9 @@ def write_report(registry: Registry, ref: str, out: Path, period: str = DEFAULT_
     windows = store.windows(current.version, since=since)
     history = store.evaluations(current.version, since=since)
     history.append((current.evaluation.evaluated_at, current.evaluation.to_dict()))
+    story = read_story(registry, current.version.name, current.evaluation.evaluated_at)
     title = f"Shipyard monitor: {current.version.ref}"
-    html = render(title, current.reference, current.evaluation, windows, history)
+    html = render(title, current.reference, current.evaluation, windows, history, story)
     out.write_text(html, encoding="utf-8")
     return current
 

@@ -1,15 +1,17 @@
 """``shipyard monitor report``: one self-contained HTML file people read.
 
 No scripts and no external assets: the plots are inline SVG, so the file opens anywhere,
-attaches to a ticket and survives offline. It holds the drift table, reference-against-
-current histograms per column, data quality, latency and throughput per window over time,
-and performance over time from labelled feedback. Without traffic it says so and still
-shows the reference part.
+attaches to a ticket and survives offline. This module assembles the page and draws the
+version's state now: the drift table, reference-against-current histograms per column,
+data quality, latency and throughput per window, and performance from labelled feedback.
+Without traffic it says so and still shows the reference part. With the model's story (see
+``report_story``) the page also tells each version's life: the timeline and lineage
+(``report_timeline``), every rollout with its steps and decisions (``report_rollouts``), and
+drift and performance over time across versions (``report_health``).
 """
 
 from __future__ import annotations
 
-import html
 import itertools
 from datetime import datetime
 from typing import Any
@@ -19,23 +21,24 @@ import numpy as np
 from shipyard.monitor.drift import ColumnDrift, gated_by
 from shipyard.monitor.evaluation import Evaluation
 from shipyard.monitor.profile import Profile
+from shipyard.monitor.report_health import health
+from shipyard.monitor.report_html import (
+    CURRENT_COLOUR,
+    LINE_COLOUR,
+    REFERENCE_COLOUR,
+    STYLE,
+    Chart,
+    Series,
+    escape,
+    time_chart,
+)
+from shipyard.monitor.report_rollouts import rollouts
+from shipyard.monitor.report_story import Story
+from shipyard.monitor.report_timeline import audit_log, timeline, versions_table
 from shipyard.monitor.sketch import CategoricalSketch, NumericSketch, Sketch
 from shipyard.registry.monitoring import StoredWindow
 
-REFERENCE_COLOUR = "#8da0cb"
-CURRENT_COLOUR = "#fc8d62"
-LINE_COLOUR = "#1b9e77"
-STYLE = """
-body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:72rem;color:#222;padding:0 1rem}
-h1{font-size:1.5rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;margin:.5rem 0}
-td,th{padding:.25rem .6rem;border-bottom:1px solid #eee;text-align:left}
-th{background:#f6f6f6}.drift{color:#b2182b;font-weight:600}.ok{color:#1a7837}
-.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(20rem,1fr));gap:1rem}
-.card{border:1px solid #e3e3e3;border-radius:6px;padding:.5rem}.note{color:#666}
-.legend span{display:inline-block;width:.8rem;height:.8rem;margin:0 .3rem 0 1rem;
-vertical-align:middle}
-"""
+_e = escape
 
 
 def render(
@@ -44,7 +47,9 @@ def render(
     evaluation: Evaluation | None,
     windows: list[StoredWindow],
     history: list[tuple[datetime, dict[str, Any]]],
+    story: Story | None = None,
 ) -> str:
+    """The page; ``story`` (the model's versions, rollouts and log) adds their history."""
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>{_e(title)}</title><style>{STYLE}</style></head><body>",
@@ -67,6 +72,9 @@ def render(
             "<p class='note'>This version has no reference data, so there is no profile "
             "to compare with. Register it with reference data to get drift figures.</p>"
         )
+    if story is not None:
+        parts.append(f"<h2>Versions of {_e(story.model)}</h2>" + timeline(story))
+        parts.append(versions_table(story))
     if evaluation is not None and evaluation.drift is not None:
         parts.append(_summary(evaluation))
         parts.append("<h2>Input drift</h2>" + _drift_table(evaluation.drift.columns))
@@ -87,6 +95,10 @@ def render(
         parts.append("</div>")
     parts.append("<h2>Traffic over time</h2>" + _traffic(windows))
     parts.append("<h2>Performance over time</h2>" + _performance(history))
+    if story is not None:
+        parts.append("<h2>Rollouts</h2>" + rollouts(story))
+        parts.append("<h2>Every version over time</h2>" + health(story))
+        parts.append("<h2>Audit log</h2>" + audit_log(story))
     parts.append(f"<p class='note'>Shipyard {_version()}</p></body></html>")
     return "\n".join(parts)
 
@@ -225,9 +237,9 @@ def _traffic(windows: list[StoredWindow]) -> str:
     latency = [1000 * float(w.stats.get("latency_mean_s", 0.0)) for w in windows]
     return (
         "<div class='grid'><div class='card'><b>requests per second</b>"
-        + _line(times, throughput)
+        + _line("requests per second", times, throughput)
         + "</div><div class='card'><b>mean latency (ms)</b>"
-        + _line(times, latency)
+        + _line("mean latency (ms)", times, latency)
         + "</div></div>"
     )
 
@@ -244,37 +256,19 @@ def _performance(history: list[tuple[datetime, dict[str, Any]]]) -> str:
     if not series:
         return "<p class='note'>no labelled feedback yet (POST /v2/models/NAME/feedback)</p>"
     cards = "".join(
-        f"<div class='card'><b>{_e(metric)}</b>{_line(times, values)}</div>"
+        f"<div class='card'><b>{_e(metric)}</b>{_line(metric, times, values)}</div>"
         for metric, (times, values) in series.items()
     )
     return f"<div class='grid'>{cards}</div>"
 
 
-def _line(times: list[datetime], values: list[float], width: int = 320, height: int = 120) -> str:
-    if not values:
-        return "<p class='note'>no data</p>"
-    start = times[0].timestamp()
-    span = max(times[-1].timestamp() - start, 1e-9)
-    low, high = min(values), max(values)
-    spread = high - low or max(abs(high), 1.0)
-    points = " ".join(
-        f"{(t.timestamp() - start) / span * (width - 10) + 5:.1f},"
-        f"{height - 5 - (v - low) / spread * (height - 10):.1f}"
-        for t, v in zip(times, values, strict=True)
-    )
-    return (
-        f"<svg width='{width}' height='{height}' viewBox='0 0 {width} {height}' role='img'>"
-        f"<polyline fill='none' stroke='{LINE_COLOUR}' stroke-width='2' points='{points}'/>"
-        f"</svg><div class='note'>{low:.4g} .. {high:.4g}, {times[0]:%H:%M} to "
-        f"{times[-1]:%H:%M} UTC</div>"
-    )
+def _line(label: str, times: list[datetime], values: list[float]) -> str:
+    points = list(zip(times, values, strict=True))
+    chart = Chart([Series(label, LINE_COLOUR, points)], width=320, height=140, legend=False)
+    return time_chart(chart)
 
 
 def _version() -> str:
     from shipyard.version import __version__
 
     return __version__
-
-
-def _e(text: str) -> str:
-    return html.escape(str(text), quote=True)
