@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from shipyard.registry import Signature, TensorSpec
-from shipyard.rollout.checks import paired_check
+from shipyard.rollout.checks import analyse, paired_check
 from shipyard.rollout.evidence import Paired, StepEvidence
 from shipyard.rollout.spec import RolloutSpec
 
@@ -65,3 +65,25 @@ def test_pairs_merge_across_replicas_by_addition() -> None:
     assert merged.overall.n == whole.overall.n == 100
     assert merged.overall.mean == pytest.approx(whole.overall.mean)
     assert merged.overall.variance == pytest.approx(whole.overall.variance)
+
+
+@pytest.mark.parametrize(("switch", "judged"), [(True, "fail"), (False, None)])
+def test_prediction_drift_can_be_left_out_for_a_candidate_meant_to_answer_differently(
+    switch: bool, judged: str | None
+) -> None:
+    signature = Signature(
+        inputs=(TensorSpec("x", "FP32", (-1, 3)),),
+        outputs=(TensorSpec("label", "INT64", (-1,)),),
+    )
+    rng = np.random.default_rng(5)
+    evidence = StepEvidence()
+    for _ in range(400):
+        evidence.baseline.record(200, 0.001, {"label": np.asarray([rng.integers(0, 4)])})
+        evidence.candidate.record(200, 0.001, {"label": np.asarray([2])})
+    for side in (evidence.baseline, evidence.candidate):
+        side.digest(signature, "classification")
+    spec = RolloutSpec(min_samples=30, prediction_drift=switch)
+    checks = {c.name: c for c in analyse(evidence, spec, "classification", 0.5)}
+    drift = checks.get("prediction_drift")
+    assert (drift.decision.outcome.value if drift else None) == judged
+    assert "error_ratio" in checks

@@ -11,10 +11,9 @@ import time
 from typing import Any
 
 import typer
-from rich.table import Table
 
 from shipyard.cli.app import settings_of
-from shipyard.cli.output import console, print_json
+from shipyard.cli.output import console, name_column, print_json, table, value_column
 
 app = typer.Typer(
     help="Roll out the next version: canary, blue-green, A/B or shadow.", no_args_is_help=True
@@ -48,6 +47,12 @@ def start(
         None, help="Break agreement down by this input (NAME or NAME[column])."
     ),
     alias: str | None = typer.Option(None, help="The alias a promotion moves (production)."),
+    prediction_drift: bool = typer.Option(
+        True,
+        "--prediction-drift/--no-prediction-drift",
+        help="Fail a candidate whose answers drift from the baseline's (off for one meant to "
+        "answer differently, judged on its labels).",
+    ),
     json_output: bool = JSON_OUTPUT,
 ) -> None:
     """Start a rollout; a running server carries it out."""
@@ -57,7 +62,7 @@ def start(
 
     chosen: dict[str, Any] = {
         "strategy": strategy,
-        "steps": _percents(steps) if steps is not None else None,
+        "steps": percents(steps) if steps is not None else None,
         "interval_s": parse_duration(interval) if interval is not None else None,
         "deadline_s": parse_duration(deadline) if deadline is not None else None,
         "failure_threshold": max_failed_checks,
@@ -70,6 +75,7 @@ def start(
         "min_samples": min_samples,
         "slice_feature": slice_feature,
         "alias": alias,
+        "prediction_drift": None if prediction_drift else False,
     }
     settings = settings_of(ctx)
     with Registry(settings) as registry:
@@ -160,11 +166,17 @@ def history(ctx: typer.Context, name: str = NAME, json_output: bool = JSON_OUTPU
     if json_output:
         print_json(rollouts)
         return
-    table = Table()
-    for heading in ("id", "strategy", "baseline", "candidate", "state", "weight", "reason"):
-        table.add_column(heading, overflow="fold")
+    rows = table(
+        "id",
+        name_column("strategy"),
+        "baseline",
+        "candidate",
+        name_column("state"),
+        "weight",
+        value_column("reason"),
+    )
     for rollout in rollouts:
-        table.add_row(
+        rows.add_row(
             str(rollout.id),
             rollout.strategy,
             str(rollout.baseline),
@@ -173,7 +185,7 @@ def history(ctx: typer.Context, name: str = NAME, json_output: bool = JSON_OUTPU
             f"{rollout.weight:.0%}",
             (rollout.analysis or {}).get("reason", ""),
         )
-    console.print(table)
+    console.print(rows)
 
 
 def _request(ctx: typer.Context, name: str, command: str) -> None:
@@ -190,7 +202,7 @@ def _request(ctx: typer.Context, name: str, command: str) -> None:
     )
 
 
-def _percents(text: str) -> list[float]:
+def percents(text: str) -> list[float]:
     from shipyard.errors import InvalidInputError
 
     try:
@@ -214,15 +226,15 @@ def _show(rollout: Any) -> None:
     checks = analysis.get("checks") or {}
     if not checks:
         return
-    table = Table()
-    for heading in ("check", "result", "estimate", "interval", "p-value", "n cand", "n base"):
-        table.add_column(heading, overflow="fold")
-    table.add_column("reason", overflow="fold")
+    rows = table(
+        name_column("check"), "result", value_column("estimate"), value_column("interval"),
+        value_column("p-value"), "n cand", "n base", value_column("reason"),
+    )  # fmt: skip
     for check_name, check in checks.items():
         low, high = check.get("low"), check.get("high")
         interval = f"[{low:.4g}, {high:.4g}]" if low is not None and high is not None else "-"
         estimate = check.get("estimate")
-        table.add_row(
+        rows.add_row(
             check_name,
             str(check.get("outcome")),
             f"{estimate:.4g}" if isinstance(estimate, int | float) else "-",
@@ -232,4 +244,4 @@ def _show(rollout: Any) -> None:
             str(check.get("n_baseline", "")),
             str(check.get("reason", "")),
         )
-    console.print(table)
+    console.print(rows)

@@ -92,7 +92,8 @@ def analyse(
     if spec.max_p99_ms is not None:
         checks.append(p99_slo(cand, spec))
     # an A/B is run because the answers are meant to differ: its goal judges them, not drift
-    drift = None if spec.strategy is Strategy.AB else prediction_drift(cand, base, spec, task)
+    differ = spec.strategy is Strategy.AB or not spec.prediction_drift
+    drift = None if differ else prediction_drift(cand, base, spec, task)
     if drift is not None:
         checks.append(drift)
     if mirrored:

@@ -46,6 +46,9 @@ class RolloutSpec:
     min_cosine: float = 0.99  # ... an embedding's mean cosine to the baseline's
     max_relative_error: float = 0.05  # ... a regressor's mean error relative to the baseline's
     max_prediction_drift: float = 0.1  # the monitor's default distance for prediction drift
+    # Off for a candidate meant to answer differently (a model retrained on a changed world),
+    # which its labels judge instead of its likeness to the baseline.
+    prediction_drift: bool = True
     max_accuracy_drop: float = 0.02  # the feedback guardrail's margin, once labels arrive
     goal: str | None = None  # A/B: one of GOALS
     min_effect: float = 0.01  # A/B: the smallest difference in the goal worth finding

@@ -53,6 +53,7 @@ class RolloutSettings(BaseModel):
     min_cosine: Share | None = None
     max_relative_error: Positive | None = None
     max_prediction_drift: Positive | None = None
+    prediction_drift: bool | None = None
     max_accuracy_drop: Positive | None = None
     goal: Literal["accuracy", "mae", "latency"] | None = None
     min_effect: Positive | None = None
