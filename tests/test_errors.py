@@ -23,6 +23,7 @@ MAIN = [
     errors.IntegrityError,
     errors.StorageError,
     errors.MissingDependencyError,
+    errors.RetrainError,
 ]
 
 
@@ -56,6 +57,7 @@ def test_main_classes_have_distinct_exit_codes() -> None:
         (errors.InvalidNameError, errors.InvalidInputError),
         (errors.InvalidReferenceError, errors.InvalidInputError),
         (errors.SignatureMismatchError, errors.InvalidInputError),
+        (errors.NoTrainingDataError, errors.InvalidInputError),
         (errors.ModelNotFoundError, errors.NotFoundError),
         (errors.VersionNotFoundError, errors.NotFoundError),
         (errors.AliasNotFoundError, errors.NotFoundError),

@@ -8,7 +8,8 @@ exits with; each edge translates them once.
     │   ├── InvalidNameError
     │   ├── InvalidReferenceError
     │   ├── SignatureMismatchError         data that does not fit a model's signature
-    │   └── PayloadTooLargeError       413          a request body over the limit
+    │   ├── PayloadTooLargeError       413          a request body over the limit
+    │   └── NoTrainingDataError            no labelled traffic for a retrain to learn from
     ├── UnsafeInputError               400  exit 4   input refused because loading it runs code
     ├── UnauthorizedError              401  exit 11  no credentials where a token is required
     ├── ForbiddenError                 403  exit 11  credentials that are not the token
@@ -28,6 +29,7 @@ exits with; each edge translates them once.
     ├── OverloadedError                503  exit 12  the queue is full: retry later
     ├── NotReadyError                  503  exit 12  the model is loading or unloading
     ├── DeadlineExceededError          504  exit 13  the request's deadline passed before it ran
+    ├── RetrainError                   422  exit 14  a retrain's training command failed
     └── MissingDependencyError         500  exit 10  an optional extra is not installed
 """
 
@@ -111,6 +113,10 @@ class LeaseLostError(ConflictError):
     """A lease's holder was overtaken (or let it lapse): its fenced writes are refused."""
 
 
+class NoTrainingDataError(InvalidInputError):
+    """Nothing was served and labelled that a retrain could learn from."""
+
+
 class FormatError(ShipyardError):
     http_status = 422
     exit_code = 7
@@ -159,6 +165,13 @@ class NotReadyError(ShipyardError):
 class DeadlineExceededError(ShipyardError):
     http_status = 504
     exit_code = 13
+
+
+class RetrainError(ShipyardError):
+    """A retrain produced no candidate: its training command failed or registered nothing."""
+
+    http_status = 422
+    exit_code = 14
 
 
 class MissingDependencyError(ShipyardError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -109,6 +110,50 @@ class MonitorSettings(BaseModel):
     )
 
 
+class RetrainSettings(BaseModel):
+    """When a server retrains a model by itself: on which alerts, how often at most, and how
+    the retrained version is judged and rolled out."""
+
+    model_config = {"frozen": True, "extra": "forbid"}
+
+    trigger: bool = Field(
+        default=False, description="Retrain a served model when an alert below fires for it."
+    )
+    models: tuple[str, ...] = Field(
+        default=(), description="The models the trigger watches (empty: every served model)."
+    )
+    on: tuple[str, ...] = Field(
+        default=("drift", "performance"),
+        description="drift: the dataset drifted; performance: live accuracy (or error) is "
+        "worse than the version's registered metric by more than the drop.",
+    )
+    performance_drop: float = Field(
+        default=0.05,
+        gt=0,
+        description="Accuracy this far under the registered one (an error this share over).",
+    )
+    min_labelled_rows: int = Field(
+        default=50, ge=1, description="Labelled rows before live performance can alert."
+    )
+    cooldown_s: float = Field(
+        default=3600.0, ge=0, description="No new retrain of a model this soon after the last."
+    )
+    max_per_day: int = Field(default=3, ge=0, description="Retrains of a model in any 24 hours.")
+    holdout: float = Field(
+        default=0.3, gt=0, lt=1, description="Share of the labelled traffic held out to gate on."
+    )
+    tolerance: float = Field(
+        default=0.0, ge=0, description="How much worse than the champion the gate lets pass."
+    )
+    slice_feature: str | None = Field(default=None, description="Gate per slice of this input too.")
+    strategy: str | None = Field(
+        default="canary", description="How a candidate that passes is rolled out (None: not)."
+    )
+    rollout: dict[str, Any] = Field(
+        default_factory=dict, description="The rollout's settings, e.g. {'interval': '30s'}."
+    )
+
+
 class Settings(BaseSettings):
     """Everything configurable, in one object that is passed down, never re-read."""
 
@@ -176,6 +221,8 @@ class Settings(BaseSettings):
         default=15.0, gt=0, description="A rollout controller's lease; renewed every tick."
     )
     access_log: bool = Field(default=True, description="One JSON line per request on stderr.")
+
+    retrain: RetrainSettings = Field(default_factory=RetrainSettings)
 
     # Monitoring --------------------------------------------------------------------------
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)

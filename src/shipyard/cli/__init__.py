@@ -1,6 +1,6 @@
 """The command line: thin commands over the Python API (``shipyard --help``)."""
 
-from shipyard.cli import db, deploy, models, monitor, optimize, rollout, runs, serve
+from shipyard.cli import db, deploy, models, monitor, optimize, retrain, rollout, runs, serve
 from shipyard.cli.app import app
 
 app.add_typer(models.app, name="models")
@@ -12,6 +12,7 @@ app.add_typer(runs.app, name="runs")
 app.command("serve")(serve.serve)
 app.command("optimize")(optimize.optimize)
 app.command("run")(runs.run)
+app.command("retrain")(retrain.retrain)
 
 
 def main() -> None:

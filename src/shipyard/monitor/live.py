@@ -82,6 +82,8 @@ class LiveMonitor:
         self._stop = threading.Event()
         self._rng = np.random.default_rng()
         self._thread: threading.Thread | None = None
+        # Told of each periodic evaluation (a retrain trigger listens here).
+        self.on_evaluations: Callable[[list[Evaluation]], None] | None = None
 
     # Lifecycle ---------------------------------------------------------------------------
 
@@ -153,7 +155,9 @@ class LiveMonitor:
                     self.flush_predictions()
                     continue
                 next_flush = time.monotonic() + self.flush_seconds
-                self.flush_now(upkeep=self.retention.due())
+                evaluations = self.flush_now(upkeep=self.retention.due())
+                if self.on_evaluations is not None:
+                    self.on_evaluations(evaluations)
             except Exception:
                 self.failures += 1
                 log.exception("the monitor failed; it carries on")

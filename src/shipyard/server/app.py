@@ -22,6 +22,7 @@ from shipyard.server.management import build_management_app
 from shipyard.server.metrics import Metrics
 from shipyard.server.openai import Embeddings
 from shipyard.server.pipeline import InferencePipeline, InferenceProtocol, R
+from shipyard.server.retraining import Retraining
 from shipyard.server.routing import ANY, Route, Router, mount, no_route
 from shipyard.server.v1 import V1Predict
 from shipyard.server.v2 import V2Infer
@@ -52,9 +53,11 @@ class ShipyardApp:
         self.manager = DeploymentManager(
             settings, self.registry, self.metrics, models, self.monitor
         )
+        self.retraining = Retraining(self.registry, settings)
+        self.monitor.on_evaluations = self.retraining.consider
         self.access_log = AccessLog(settings.access_log)
         self.ids = RequestIds()
-        self.management = build_management_app(self.manager, settings)
+        self.management = build_management_app(self.manager, settings, self.retraining)
         self._router = Router(self._routes(), self.ids)
         self._loading: asyncio.Task[None] | None = None
 
@@ -128,6 +131,7 @@ class ShipyardApp:
     async def shutdown(self) -> None:
         if self._loading is not None and not self._loading.done():
             self._loading.cancel()
+        await asyncio.to_thread(self.retraining.close)
         await self.manager.close()
         await asyncio.to_thread(self.monitor.close)
         self.access_log.flush()

@@ -1,5 +1,5 @@
-"""The management API under /api/: deployments, loading and unloading versions, and the
-rollouts (``rollouts_api``).
+"""The management API under /api/: deployments, loading and unloading versions, the
+rollouts (``rollouts_api``) and retraining (``retrain_api``).
 
 Protected by a bearer token when SHIPYARD_API_TOKEN is set (401 without one, 403 when
 wrong). OpenAPI docs at /api/docs, the document at /api/openapi.json: every route declares
@@ -24,6 +24,8 @@ from shipyard.server.api_docs import ModelName, VersionNumber, documented
 from shipyard.server.deployments import DeploymentManager
 from shipyard.server.errors import error_answer, plain_error
 from shipyard.server.http import check_bearer
+from shipyard.server.retrain_api import retrain_routes
+from shipyard.server.retraining import Retraining
 from shipyard.server.rollouts_api import rollout_routes
 from shipyard.settings import Settings
 from shipyard.version import __version__
@@ -36,7 +38,9 @@ BEARER = HTTPBearer(
 )
 
 
-def build_management_app(manager: DeploymentManager, settings: Settings) -> FastAPI:
+def build_management_app(
+    manager: DeploymentManager, settings: Settings, retraining: Retraining | None = None
+) -> FastAPI:
     def authorized(request: Request) -> None:
         check_bearer(request.headers.get("authorization"), settings.api_token)
 
@@ -132,6 +136,8 @@ def build_management_app(manager: DeploymentManager, settings: Settings) -> Fast
         return manager.deployments[name].to_dict()
 
     api.include_router(rollout_routes(manager.registry, settings.actor))
+    if retraining is not None:
+        api.include_router(retrain_routes(retraining))
 
     return api
 

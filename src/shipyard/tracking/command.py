@@ -98,6 +98,7 @@ def run_command(
     extra_env: Mapping[str, str] | None = None,
     echo: IO[str] | None = None,
     on_start: Callable[[Run], None] | None = None,
+    on_spawn: Callable[[subprocess.Popen[str]], None] | None = None,
 ) -> Finished:
     """Open a run, run ``argv`` in it, keep its output and end the run by its exit status:
     finished on 0, failed otherwise, killed by a signal."""
@@ -138,6 +139,8 @@ def run_command(
         message = f"cannot start {argv[0]!r}: {exc.strerror or exc}"
         registry.runs.finish(run.id, "failed", exit_code=NOT_STARTED_EXIT, error=message)
         return Finished(registry.runs.get(run.id), NOT_STARTED_EXIT, message)
+    if on_spawn is not None:
+        on_spawn(child)
     with child:  # closes its pipe however the relay ends
         code = _relay(child, output, echo or sys.stdout)
     text = "".join(output)
