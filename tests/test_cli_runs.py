@@ -159,3 +159,29 @@ def test_list_show_and_compare_across_experiments(home: Path) -> None:
     assert "step 0" in drawn.output
     shown = cli(home, "runs", "show", ids[1], "--json")
     assert json.loads(shown.output)["metrics"] == {"loss": pytest.approx(0.2), "accuracy": 0.8}
+
+
+def test_models_show_prints_the_lineage(home: Path, script: Path, tiny_onnx_path: Path) -> None:
+    import shipyard
+    from shipyard.formats import RegistrationOptions
+    from shipyard.rollout import service
+
+    made = cli(home, "run", "-p", "register=true", "--", sys.executable, str(script),
+               str(tiny_onnx_path))  # fmt: skip
+    assert made.exit_code == 0, made.output
+    with Registry(Settings(home=home)) as registry:
+        (run,) = registry.runs.search()
+        registry.set_alias("tiny", "production", 1)
+        derived = RegistrationOptions(parent_version=1)
+        shipyard.register(tiny_onnx_path, "tiny", options=derived, registry=registry)
+        rollout = service.start(registry, "tiny", 2, {"strategy": "canary"})
+    shown = cli(home, "models", "show", "tiny:1")
+    assert shown.exit_code == 0, shown.output
+    text = " ".join(shown.output.split())
+    assert f"run {run.id[:8]} (digits, finished): {sys.executable} {script}" in text
+    assert "optimized into tiny:2" in text
+    assert f"rollout #{rollout.id} canary, baseline against version 2: pending" in text
+    child = " ".join(cli(home, "models", "show", "tiny:2").output.split())
+    assert f"run {run.id[:8]}" in child  # the parent's run made it too
+    assert "optimized from tiny:1" in child
+    assert f"rollout #{rollout.id} canary, candidate against version 1: pending" in child

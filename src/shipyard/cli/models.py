@@ -21,6 +21,7 @@ from shipyard.cli.output import (
 from shipyard.errors import InvalidInputError
 from shipyard.formats import DEFAULT_TOLERANCE, FLAVORS, RegistrationOptions, TextOptions
 from shipyard.registry import Model, ModelRef, ModelVersion, Registry
+from shipyard.registry.lineage import Lineage, lineage_of
 
 app = typer.Typer(help="Register and manage model versions.", no_args_is_help=True)
 
@@ -155,10 +156,12 @@ def show(ctx: typer.Context, ref: str, json_output: bool = JSON_OPTION) -> None:
                 _show_model(model, versions)
             return
         version = registry.get_version(parsed)
-    if json_output:
-        print_json(version)
-    else:
-        _show_version(version)
+        if json_output:
+            print_json(version)
+            return
+        history = lineage_of(registry, version)
+    _show_version(version)
+    _show_lineage(history)
 
 
 def _show_model(model: Model, versions: list[ModelVersion]) -> None:
@@ -319,3 +322,28 @@ def delete(
         print_json({"deleted": version.ref, "aliases_removed": list(version.aliases)})
     else:
         console.print(f"deleted {version.ref}", highlight=False)
+
+
+def _show_lineage(history: Lineage) -> None:
+    """run → this version → the versions optimized from it → its rollouts."""
+    v = history.version
+    lines = facts()
+    run = history.run
+    if run is not None:
+        command = " ".join((run.command or {}).get("argv", [])) or "-"
+        lines.add_row("run", f"{run.id[:8]} ({run.experiment}, {run.status}): {command}")
+    if history.parent is not None:
+        lines.add_row("optimized from", history.parent.ref)
+    lines.add_row("version", v.ref)
+    for derived in history.derived:
+        recipe = (derived.conversion.get("optimization") or {}).get("recipe", {}).get("name")
+        lines.add_row("optimized into", derived.ref + (f" ({recipe})" if recipe else ""))
+    for rollout in history.rollouts:
+        role = "candidate" if rollout.candidate == v.version else "baseline"
+        other = rollout.baseline if role == "candidate" else rollout.candidate
+        lines.add_row(
+            "rollout",
+            f"#{rollout.id} {rollout.strategy}, {role} against version {other}: {rollout.state}",
+        )
+    console.print("[bold]lineage[/]")
+    console.print(lines)
