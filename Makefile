@@ -17,11 +17,13 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# The life of a model: train, register, optimize, serve, drift, retrain, canary, rollback.
+DEMO_HOME := .shipyard/demo
 demo: venv
-	$(BIN)/python examples/demo.py
-	$(BIN)/shipyard models list
-	$(BIN)/shipyard models show cancer@production
-	$(BIN)/shipyard monitor status cancer@production
+	$(BIN)/python examples/lifecycle.py $(DEMO_HOME)
+	$(BIN)/shipyard --home $(DEMO_HOME) models show digits@production
+	$(BIN)/shipyard --home $(DEMO_HOME) runs list
+	$(BIN)/shipyard --home $(DEMO_HOME) rollout history digits
 
 lint: venv
 	$(BIN)/ruff check src tests benchmarks examples
