@@ -2,7 +2,8 @@
 
     .venv/bin/python examples/digits_cnn.py      # trains, registers `digits-cnn`, prints accuracy
 
-``train()`` and ``register()`` are used by benchmarks/optimize.py too.
+``train()`` and ``register()`` are used by benchmarks/optimize.py too, ``DigitsCNN``,
+``data()`` and ``fit()`` by examples/pytorch_digits.py.
 """
 
 from __future__ import annotations
@@ -54,7 +55,12 @@ def data() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 def train(epochs: int = 15, seed: int = 0) -> tuple[DigitsCNN, Any]:
     torch.manual_seed(seed)
     x_train, x_test, y_train, y_test = data()
-    model = DigitsCNN()
+    model = fit(DigitsCNN(), x_train, y_train, epochs)
+    return model, (x_train, x_test, y_train, y_test)
+
+
+def fit(model: torch.nn.Module, x_train: np.ndarray, y_train: np.ndarray, epochs: int) -> Any:
+    """Adam and cross-entropy in mini-batches of 64; the model is returned in eval mode."""
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     xs, ys = torch.from_numpy(x_train), torch.from_numpy(y_train).long()
     for _ in range(epochs):
@@ -65,8 +71,7 @@ def train(epochs: int = 15, seed: int = 0) -> tuple[DigitsCNN, Any]:
             loss = torch.nn.functional.cross_entropy(model(xs[idx]), ys[idx])
             loss.backward()
             optimizer.step()
-    model.eval()
-    return model, (x_train, x_test, y_train, y_test)
+    return model.eval()
 
 
 def register(model: DigitsCNN, x_train: np.ndarray, **options: Any) -> shipyard.ModelVersion:

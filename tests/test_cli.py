@@ -137,9 +137,9 @@ def test_corrupt_onnx(home: Path, tmp_path: Path) -> None:
 
 
 def test_unknown_flavor(home: Path, tiny_onnx_path: Path, tmp_path: Path) -> None:
-    result = run(home, "models", "register", str(tiny_onnx_path), "-n", "m", "--flavor", "keras")
+    result = run(home, "models", "register", str(tiny_onnx_path), "-n", "m", "--flavor", "caffe")
     assert result.exit_code == FormatError.exit_code
-    assert "unknown flavor 'keras'" in result.stderr
+    assert "unknown flavor 'caffe'" in result.stderr
     other = tmp_path / "model.h5"
     other.write_bytes(b"...")
     result = run(home, "models", "register", str(other), "-n", "m")

@@ -17,13 +17,27 @@ from shipyard.formats.flavors import TABLE, convert, detect_flavor
 
 
 def test_the_flavors_are_the_table_in_order() -> None:
-    assert FLAVORS == ("onnx", "sklearn", "pytorch", "huggingface", "pickle")
+    assert FLAVORS == (
+        "onnx",
+        "sklearn",
+        "keras",
+        "pytorch",
+        "huggingface",
+        "pickle",
+        "keras-file",
+    )
     assert tuple(flavor.name for flavor in TABLE) == FLAVORS
 
 
 @pytest.mark.parametrize(
     ("name", "flavor"),
-    [("m.onnx", "onnx"), ("m.pkl", "pickle"), ("m.pickle", "pickle"), ("m.joblib", "pickle")],
+    [
+        ("m.onnx", "onnx"),
+        ("m.pkl", "pickle"),
+        ("m.pickle", "pickle"),
+        ("m.joblib", "pickle"),
+        ("m.keras", "keras-file"),
+    ],
 )
 def test_files_are_told_by_their_suffix(tmp_path: Path, name: str, flavor: str) -> None:
     assert detect_flavor(tmp_path / name) == flavor  # whether or not the file exists yet
@@ -68,7 +82,7 @@ def test_a_pytorch_model_is_not_a_path(tmp_path: Path) -> None:
     assert info.value.message == message
 
 
-@pytest.mark.parametrize("flavor", ["onnx", "huggingface", "pickle"])
+@pytest.mark.parametrize("flavor", ["onnx", "huggingface", "pickle", "keras-file"])
 def test_path_flavors_take_a_path(tmp_path: Path, flavor: str) -> None:
     with pytest.raises(InvalidInputError, match=f"^the {flavor} flavor takes a path, got dict$"):
         convert({}, flavor, tmp_path, None, None, RegistrationOptions())

@@ -119,7 +119,7 @@ def test_onnx_that_cannot_run_its_example(registry: Registry, tiny_onnx_path: Pa
     [
         ("model.txt", None, r"cannot tell the flavor of .*model\.txt"),
         ("model.h5", None, r"cannot tell the flavor"),
-        ("tiny.onnx", "keras", r"unknown flavor 'keras'"),
+        ("tiny.onnx", "caffe", r"unknown flavor 'caffe'"),
         (object(), None, r"cannot register an object of type builtins\.object"),
         ({"weights": [1, 2]}, None, r"cannot register an object of type builtins\.dict"),
     ],

@@ -17,6 +17,7 @@ import numpy as np
 from shipyard.errors import InvalidInputError, UnknownFlavorError
 from shipyard.formats.base import Converted, Samples
 from shipyard.formats.huggingface import convert_huggingface
+from shipyard.formats.keras import convert_keras, is_keras_model, load_keras_file
 from shipyard.formats.onnx_file import convert_onnx_file
 from shipyard.formats.options import RegistrationOptions
 from shipyard.formats.pickle_file import load_pickle
@@ -99,6 +100,16 @@ def _pytorch(module: Any, job: Conversion) -> Converted:
     return convert_pytorch(module, job.staging, job.example, job.samples, job.options.tolerance)
 
 
+def _keras(model: Any, job: Conversion) -> Converted:
+    return convert_keras(model, job.staging, job.example, job.samples, job.options.tolerance)
+
+
+def _keras_file(path: Path, job: Conversion) -> Converted:
+    converted = _keras(load_keras_file(path), job)
+    converted.details["keras_file"] = path.name
+    return converted
+
+
 TABLE = (
     Flavor(
         "onnx",
@@ -113,6 +124,13 @@ TABLE = (
         recognises=_is_estimator,
         convert=_sklearn,
         saved_as="pickle",  # a scikit-learn model on disk is a pickle
+    ),
+    Flavor(  # before pytorch: on the torch backend a Keras model is a torch.nn.Module too
+        "keras",
+        takes_path=False,
+        recognises=is_keras_model,
+        convert=_keras,
+        saved_as="keras-file",
     ),
     Flavor(
         "pytorch",
@@ -135,6 +153,12 @@ TABLE = (
         recognises=_suffix(*PICKLE_SUFFIXES),
         convert=_pickle,
     ),
+    Flavor(
+        "keras-file",
+        takes_path=True,
+        recognises=_suffix(".keras"),
+        convert=_keras_file,
+    ),
 )
 FLAVORS = tuple(flavor.name for flavor in TABLE)
 _BY_NAME = {flavor.name: flavor for flavor in TABLE}
@@ -154,16 +178,16 @@ def detect_flavor(source: object) -> str:
             )
         raise UnknownFlavorError(
             f"cannot tell the flavor of {path}: expected an .onnx file, a pickled scikit-learn "
-            f"model ({', '.join(PICKLE_SUFFIXES)}) or a Hugging Face model folder; pass flavor= "
-            f"one of {', '.join(FLAVORS)}"
+            f"model ({', '.join(PICKLE_SUFFIXES)}), a Keras .keras file or a Hugging Face model "
+            f"folder; pass flavor= one of {', '.join(FLAVORS)}"
         )
     for flavor in TABLE:
         if not flavor.takes_path and flavor.recognises(source):
             return flavor.name
     raise UnknownFlavorError(
         f"cannot register an object of type {type(source).__module__}.{type(source).__name__}: "
-        f"expected a scikit-learn estimator, a torch.nn.Module or a path; known flavors are "
-        f"{', '.join(FLAVORS)}"
+        f"expected a scikit-learn estimator, a torch.nn.Module, a Keras model or a path; known "
+        f"flavors are {', '.join(FLAVORS)}"
     )
 
 

@@ -1,9 +1,14 @@
-"""PyTorch ``nn.Module``s, exported with a dynamic batch axis."""
+"""PyTorch ``nn.Module``s, exported with a dynamic batch axis.
+
+``export_module`` is shared with the Keras flavor: on the torch backend a Keras model is an
+``nn.Module`` too, and only the parity reference (``model.predict``) differs.
+"""
 
 from __future__ import annotations
 
 import io
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +17,7 @@ import numpy as np
 from shipyard.errors import ConversionError, InvalidInputError, MissingDependencyError
 from shipyard.formats.base import Converted, Samples
 from shipyard.formats.parity import numeric_parity
-from shipyard.registry.domain import ModelKind
+from shipyard.registry.domain import ModelKind, Signature
 from shipyard.runtime.predictor import MODEL_FILE, Predictor
 from shipyard.runtime.session import make_session, session_signature
 
@@ -21,16 +26,30 @@ INPUT_NAME = "input"
 MAX_PARITY_ROWS = 256
 
 
-def convert_pytorch(
-    module: Any, staging: Path, example_input: Any, samples: Samples | None, tolerance: float
-) -> Converted:
+@dataclass(frozen=True)
+class Exported:
+    """A module exported to ``model.onnx`` in the staging folder, ready to run."""
+
+    target: Path
+    signature: Signature
+    predictor: Predictor
+    output_names: list[str]
+    example: Any  # the example input as the torch tensor it was traced with
+    converter: str  # e.g. "torch.onnx 2.13.0"
+
+
+def export_module(
+    module: Any, staging: Path, example_input: Any, kind: str = "PyTorch"
+) -> Exported:
+    """``module`` traced on ``example_input`` and exported: input ``input``, outputs
+    ``output`` (or ``output_0``, ``output_1``, ...), the batch axis dynamic on all of them."""
     try:
         import torch
     except ImportError:
         raise MissingDependencyError.for_extra("torch", "torch") from None
     if example_input is None:
         raise InvalidInputError(
-            "a PyTorch model needs an example input (a tensor or array with a batch axis) to export"
+            f"a {kind} model needs an example input (a tensor or array with a batch axis) to export"
         )
     try:
         example = torch.as_tensor(np.asarray(example_input))
@@ -69,29 +88,46 @@ def convert_pytorch(
     target.write_bytes(buffer.getvalue())
     signature = session_signature(make_session(str(target)))
     predictor = Predictor({MODEL_FILE: buffer.getvalue()}, signature, ModelKind.TENSOR)
+    return Exported(
+        target, signature, predictor, output_names, example, f"torch.onnx {torch.__version__}"
+    )
 
-    rows = np.asarray(samples if samples is not None else example.numpy())[:MAX_PARITY_ROWS]
+
+def parity_rows(samples: Samples | None, exported: Exported) -> np.ndarray:
+    """The rows to compare source and ONNX on: the samples, else the example input; a single
+    row is repeated, since a batch of another size proves the batch axis is dynamic."""
+    example: np.ndarray = exported.example.numpy()
+    rows = np.asarray(samples if samples is not None else example)[:MAX_PARITY_ROWS]
     if not isinstance(samples, list) and len(rows) == 1:
-        rows = np.repeat(
-            rows, 3, axis=0
-        )  # a batch of another size proves the batch axis is dynamic
-    tensor = torch.as_tensor(rows).to(example.dtype)
+        rows = np.repeat(rows, 3, axis=0)
+    return rows.astype(example.dtype)
+
+
+def convert_pytorch(
+    module: Any, staging: Path, example_input: Any, samples: Samples | None, tolerance: float
+) -> Converted:
+    exported = export_module(module, staging, example_input)
+    import torch
+
+    rows = parity_rows(samples, exported)
     with torch.no_grad():
-        expected = module(tensor)
+        expected = module(torch.as_tensor(rows))
     expected_list = [
         t.numpy() for t in (expected if isinstance(expected, tuple | list) else (expected,))
     ]
-    actual = predictor.predict(tensor.numpy())
-    parity = numeric_parity(expected_list, [actual[n] for n in output_names], tolerance, len(rows))
+    actual = exported.predictor.predict(rows)
+    parity = numeric_parity(
+        expected_list, [actual[n] for n in exported.output_names], tolerance, len(rows)
+    )
     return Converted(
         "pytorch",
         ModelKind.TENSOR,
-        {MODEL_FILE: target},
-        signature,
+        {MODEL_FILE: exported.target},
+        exported.signature,
         parity,
         details={
             "module": type(module).__name__,
-            "converter": f"torch.onnx {torch.__version__}",
+            "converter": exported.converter,
             "opset": OPSET,
         },
     )

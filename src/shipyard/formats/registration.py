@@ -47,8 +47,9 @@ def register(
     of these settings, opened only once the source and the options are checked).
 
     ``source`` is a scikit-learn estimator or Pipeline, a ``torch.nn.Module`` (with
-    ``example_input``), a path to an ``.onnx`` file, a Hugging Face model folder, or a
-    pickled scikit-learn file (only with ``trust_pickle=True``). The model is converted to
+    ``example_input``), a Keras 3 model or ``.keras`` file (on the torch backend), a path to
+    an ``.onnx`` file, a Hugging Face model folder, or a pickled scikit-learn file (only with
+    ``trust_pickle=True``). The model is converted to
     ONNX once, here, and refused when its outputs differ from the source's by more than
     ``tolerance`` (unless ``allow_parity_failure``). ``text`` declares an ONNX encoder a
     text-embedding model (its tokenizer.json, pooling and normalisation). Nothing is
