@@ -162,7 +162,7 @@ def test_a_server_retrains_a_model_whose_world_changed_and_rolls_it_out(tmp_path
                 (rollout,) = registry.rollouts.history("world")
                 events = registry.events("world", limit=500)
             with client(server) as http:
-                status = http.get("/api/models/world/retrain").json()
+                status = http.get("/api/models/world/retrains").json()
         finally:
             stop.set()
             traffic.join()
@@ -192,7 +192,7 @@ def test_the_retrain_api_starts_one_at_a_time(tmp_path: Path) -> None:
             busy = http.post("/api/models/world/retrain")
             assert busy.status_code == 409
             assert "a retrain of world is already running" in busy.json()["error"]
-            assert http.get("/api/models/world/retrain").json()["running"] is True
+            assert http.get("/api/models/world/retrains").json()["running"] is True
             registry.leases.release(held)
         missing = http.post("/api/models/nothing/retrain")
         assert missing.status_code == 404
@@ -200,10 +200,10 @@ def test_the_retrain_api_starts_one_at_a_time(tmp_path: Path) -> None:
         assert started.status_code == 202, started.text
 
         def finished() -> bool:
-            return http.get("/api/models/world/retrain").json()["running"] is False
+            return http.get("/api/models/world/retrains").json()["running"] is False
 
         wait_for(finished, "the retrain to finish", 120)
-        kinds = [e["kind"] for e in http.get("/api/models/world/retrain").json()["events"]]
+        kinds = [e["kind"] for e in http.get("/api/models/world/retrains").json()["events"]]
     assert kinds[:2] == ["retrain.gated", "retrain.started"]
     with Registry(settings) as registry:
         assert registry.get_version("world:2").run_id is not None

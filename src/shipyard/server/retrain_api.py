@@ -1,5 +1,5 @@
 """``/api/models/{name}/retrain``: start a retrain of a served model's champion on the
-server (202; 409 while one runs), and read how the model's retrains went."""
+server (202; 409 while one runs), and read how the model's retrains went (``GET .../retrains``)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def retrain_routes(retraining: Retraining) -> APIRouter:
         return retraining.status(name)
 
     @router.get(
-        "/{name}/retrain",
+        "/{name}/retrains",
         summary="Whether a retrain of the model runs, and its latest retrain events",
         responses=documented(422),
     )
