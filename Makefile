@@ -48,6 +48,8 @@ bench: venv
 # dependency of Shipyard) and numpy, and serving throughput with monitoring on and off.
 bench-monitor: venv
 	$(BIN)/python benchmarks/monitor.py --json bench-results/monitor.json
+bench-tracking: venv
+	$(BIN)/python benchmarks/tracking.py --json bench-results/tracking.json
 
 clean:
 	rm -rf $(VENV) .shipyard .mypy_cache .ruff_cache .pytest_cache

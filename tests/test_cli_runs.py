@@ -185,3 +185,30 @@ def test_models_show_prints_the_lineage(home: Path, script: Path, tiny_onnx_path
     assert f"run {run.id[:8]}" in child  # the parent's run made it too
     assert "optimized from tiny:1" in child
     assert f"rollout #{rollout.id} canary, candidate against version 1: pending" in child
+
+
+def test_list_and_compare_show_the_newest_runs_and_say_how_many_more(home: Path) -> None:
+    with Registry(Settings(home=home)) as registry:
+        ids = [
+            registry.runs.create(
+                f"{i:032x}", "sweep", params={"seed": i}, tags={}, code={}, environment={},
+                command=None, actor=None,
+            ).id
+            for i in range(60)
+        ]  # fmt: skip
+    listed = cli(home, "runs", "list", "--json")
+    assert listed.exit_code == 0, listed.output
+    assert [r["id"] for r in json.loads(listed.stdout)] == ids[::-1][:50]  # the default limit
+    assert "the newest 50 of 60 runs: --limit N for more, 0 for all" in listed.stderr
+    everything = cli(home, "runs", "list", "--limit", "0", "--json")
+    assert len(json.loads(everything.stdout)) == 60
+    assert not everything.stderr
+    assert len(json.loads(cli(home, "runs", "list", "--limit", "60", "--json").stdout)) == 60
+
+    compared = cli(home, "runs", "compare", "-e", "sweep", "--limit", "5", "--json")
+    assert compared.exit_code == 0, compared.output
+    assert [r["id"] for r in json.loads(compared.stdout)["runs"]] == ids[::-1][:5]
+    assert "the newest 5 of 60 runs of sweep" in compared.stderr
+    assert (
+        len(json.loads(cli(home, "runs", "compare", "-e", "sweep", "--json").stdout)["runs"]) == 50
+    )

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from shipyard.cli.app import settings_of
-from shipyard.cli.output import console, human_size, print_json
+from shipyard.cli.output import console, err_console, human_size, print_json
 
 app = typer.Typer(
     help="Training runs: params, metrics, data, code and lineage.", no_args_is_help=True
@@ -71,6 +71,8 @@ def list_runs(
 
     with Registry(settings_of(ctx)) as registry:
         runs = registry.runs.search(experiment=experiment, status=status, limit=limit or None)
+        if limit and len(runs) == limit:
+            _say_cut(len(runs), registry.runs.count(experiment=experiment, status=status), "runs")
     if json_output:
         print_json([_run_document(r) for r in runs])
         return
@@ -187,7 +189,9 @@ def compare(
     experiment: list[str] = typer.Option([], "--experiment", "-e", help="Every run of these."),
     plot: str | None = typer.Option(None, "--plot", help="Draw this metric over its steps."),
     all_params: bool = typer.Option(False, "--all-params", help="Show params that agree too."),
-    limit: int = typer.Option(0, help="At most this many runs per experiment (0: all)."),
+    limit: int = typer.Option(
+        50, help="At most this many runs of each experiment, the newest (0: all)."
+    ),
     json_output: bool = JSON_OUTPUT,
 ) -> None:
     """Put runs side by side, across experiments: the params that differ and every metric;
@@ -200,7 +204,10 @@ def compare(
     with Registry(settings_of(ctx)) as registry:
         chosen = [registry.runs.get(run_id) for run_id in run_ids or []]
         for name in experiment:
-            chosen += registry.runs.search(experiment=name, limit=limit or None)
+            found = registry.runs.search(experiment=name, limit=limit or None)
+            if limit and len(found) == limit:
+                _say_cut(len(found), registry.runs.count(experiment=name), f"runs of {name}")
+            chosen += found
         if not chosen:
             raise InvalidInputError("name the runs to compare, or an --experiment")
         unique = list({r.id: r for r in chosen}.values())
@@ -230,6 +237,17 @@ def compare(
         series = {f"{r.id[:SHORT_ID]} {r.experiment}": history.get(r.id, []) for r in unique}
         console.print(f"[bold]{escape(plot)}[/] over steps", highlight=False)
         console.print(escape("\n".join(draw(series, width=width))), highlight=False, soft_wrap=True)
+
+
+def _say_cut(shown: int, total: int, what: str) -> None:
+    # On stderr, so that a pipe or --json reads the runs alone; a table of thousands of
+    # runs is unreadable (and Rich takes seconds to draw it), so the newest come first.
+    if total > shown:
+        err_console.print(
+            f"[dim]the newest {shown} of {total:,} {escape(what)}: "
+            "--limit N for more, 0 for all[/]",
+            highlight=False,
+        )
 
 
 def _print_mapping(title: str, values: dict[str, Any]) -> None:

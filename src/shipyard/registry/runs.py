@@ -11,9 +11,9 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Connection, Row, Table, func, insert, select, update
 
 from shipyard.errors import ConflictError, InvalidInputError, NotFoundError
 from shipyard.registry.database import Database
@@ -26,6 +26,12 @@ from shipyard.registry.schema import (
     VersionRow,
 )
 from shipyard.registry.store import as_utc, utcnow
+
+_RUNS = cast(Table, RunRow.__table__)
+_METRICS = cast(Table, RunMetricRow.__table__)
+_POINT_COLUMNS = ["run_id", "key", "step", "value", "at"]  # the order of a point's values
+# (dialect, paramstyle) -> the INSERT of points, where its parameters are positional
+_POINTS_INSERT: dict[tuple[str, str], str | None] = {}
 
 MAX_KEY_LENGTH = 1000  # a metric key, a file path: the width of their indexed columns
 MIN_PREFIX = 4  # the shortest run id prefix a command accepts
@@ -208,28 +214,21 @@ class RunStore:
             current = latest.get(point.key)
             if current is None or point.step >= current[1]:
                 latest[point.key] = [_json_number(point.value), point.step]
+        rows = [
+            (run_id, p.key, p.step, None if math.isnan(p.value) else p.value, p.at) for p in points
+        ]
         with self.database.session() as session:
-            session.execute(
-                insert(RunMetricRow),
-                [
-                    {
-                        "run_id": run_id,
-                        "key": p.key,
-                        "step": p.step,
-                        "value": None if math.isnan(p.value) else p.value,
-                        "at": p.at,
-                    }
-                    for p in points
-                ],
-            )
-            row = session.get(RunRow, run_id)
-            if row is None:
+            connection = session.connection()
+            _insert_points(connection, rows)
+            # The latest values alone, not the whole run (its code, environment, params).
+            stored = connection.scalar(select(_RUNS.c.latest).where(_RUNS.c.id == run_id))
+            if stored is None:
                 raise NotFoundError(f"no run {run_id!r}")
-            merged = dict(row.latest)
+            merged = dict(stored)
             for key, value in latest.items():
                 if key not in merged or value[1] >= merged[key][1]:
                     merged[key] = value
-            row.latest = merged
+            connection.execute(update(_RUNS).where(_RUNS.c.id == run_id).values(latest=merged))
 
     def add_file(self, run_id: str, path: str, digest: str, size: int) -> None:
         check_key("file path", path)
@@ -263,15 +262,31 @@ class RunStore:
         limit: int | None = None,
     ) -> list[Run]:
         """Runs, newest first."""
-        query = select(RunRow).order_by(RunRow.started_at.desc(), RunRow.id)
+        newest_first = (_RUNS.c.started_at.desc(), _RUNS.c.id)
+        query = select(_RUNS)
+        if experiment is not None:
+            query = query.where(_RUNS.c.experiment == experiment)
+        if status is not None:
+            query = query.where(_RUNS.c.status == status)
+        if limit is not None:
+            # The newest ids first, then their rows: sorting every run whole (its params,
+            # code and environment) to keep 50 takes five times as long.
+            chosen = query.with_only_columns(_RUNS.c.id).order_by(*newest_first).limit(limit)
+            picked = chosen.subquery()
+            query = select(_RUNS).join(picked, _RUNS.c.id == picked.c.id)
+        # Plain rows, not mapped objects: a list of thousands of runs reads in half the time.
+        with self.database.session() as session:
+            return [_to_run(row) for row in session.execute(query.order_by(*newest_first))]
+
+    def count(self, *, experiment: str | None = None, status: str | None = None) -> int:
+        """How many runs ``search`` would find without a limit."""
+        query = select(func.count()).select_from(RunRow)
         if experiment is not None:
             query = query.where(RunRow.experiment == experiment)
         if status is not None:
             query = query.where(RunRow.status == status)
-        if limit is not None:
-            query = query.limit(limit)
         with self.database.session() as session:
-            return [_to_run(row) for row in session.scalars(query)]
+            return int(session.scalar(query) or 0)
 
     def history(self, run_ids: Iterable[str], key: str) -> dict[str, list[MetricPoint]]:
         """Every point of one metric of each run, in step order."""
@@ -328,12 +343,31 @@ class RunStore:
             return [(name, version) for name, version in rows]
 
 
+def _insert_points(connection: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """One INSERT of many points, the rows handed to the driver as they are: SQLAlchemy's
+    handling of each row's parameters took longer than the driver's executemany of them, and
+    the ORM's bulk INSERT twice that again (it was 60% of a 1000-point flush)."""
+    dialect = connection.dialect
+    style = (dialect.name, dialect.paramstyle)
+    if style not in _POINTS_INSERT:
+        statement = insert(_METRICS).compile(dialect=dialect, column_keys=_POINT_COLUMNS)
+        positional = statement.positiontup == _POINT_COLUMNS  # SQLite's qmark style
+        _POINTS_INSERT[style] = str(statement) if positional else None
+    text = _POINTS_INSERT[style]
+    if text is not None:
+        connection.exec_driver_sql(text, rows)
+    else:  # a named paramstyle (psycopg's pyformat), left to SQLAlchemy
+        connection.execute(
+            insert(_METRICS), [dict(zip(_POINT_COLUMNS, r, strict=True)) for r in rows]
+        )
+
+
 def _json_number(value: float) -> float | str:
     # JSON has no NaN or infinity; the latest values keep them as their names.
     return value if math.isfinite(value) else str(value)
 
 
-def _to_run(row: RunRow) -> Run:
+def _to_run(row: RunRow | Row[Any]) -> Run:
     return Run(
         id=row.id,
         experiment=row.experiment,
