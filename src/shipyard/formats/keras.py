@@ -24,10 +24,7 @@ from shipyard.errors import (
     MissingDependencyError,
 )
 from shipyard.formats.base import Converted, Samples
-from shipyard.formats.parity import numeric_parity
-from shipyard.formats.pytorch import OPSET, export_module, parity_rows
-from shipyard.registry.domain import ModelKind
-from shipyard.runtime.predictor import MODEL_FILE
+from shipyard.formats.pytorch import checked_export, export_module, parity_rows
 
 BACKEND = "torch"
 # Checked without an example input or reference data: random rows of the model's input shape.
@@ -117,21 +114,15 @@ def convert_keras(
             f"the Keras model predicts {len(expected)} output(s) but exported "
             f"{len(exported.output_names)}"
         )
-    actual = exported.predictor.predict(rows)
-    parity = numeric_parity(
-        expected, [actual[n] for n in exported.output_names], tolerance, len(rows)
-    )
-    return Converted(
+    return checked_export(
         "keras",
-        ModelKind.TENSOR,
-        {MODEL_FILE: exported.target},
-        exported.signature,
-        parity,
-        details={
+        exported,
+        rows,
+        expected,
+        tolerance,
+        {
             "model": type(model).__name__,
-            "converter": exported.converter,
             "source_library": f"keras {keras.__version__} ({BACKEND} backend)",
-            "opset": OPSET,
         },
     )
 

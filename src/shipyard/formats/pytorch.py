@@ -115,19 +115,30 @@ def convert_pytorch(
     expected_list = [
         t.numpy() for t in (expected if isinstance(expected, tuple | list) else (expected,))
     ]
+    return checked_export(
+        "pytorch", exported, rows, expected_list, tolerance, {"module": type(module).__name__}
+    )
+
+
+def checked_export(
+    flavor: str,
+    exported: Exported,
+    rows: np.ndarray,
+    expected: list[np.ndarray],
+    tolerance: float,
+    details: dict[str, Any],
+) -> Converted:
+    """An exported module as a converted tensor model, its parity measured on ``rows``
+    against what the source framework answered (``expected``)."""
     actual = exported.predictor.predict(rows)
     parity = numeric_parity(
-        expected_list, [actual[n] for n in exported.output_names], tolerance, len(rows)
+        expected, [actual[n] for n in exported.output_names], tolerance, len(rows)
     )
     return Converted(
-        "pytorch",
+        flavor,
         ModelKind.TENSOR,
         {MODEL_FILE: exported.target},
         exported.signature,
         parity,
-        details={
-            "module": type(module).__name__,
-            "converter": exported.converter,
-            "opset": OPSET,
-        },
+        details={**details, "converter": exported.converter, "opset": OPSET},
     )
