@@ -10,7 +10,8 @@ from sqlalchemy import inspect
 
 from helpers import release_together
 from shipyard import Registry, Settings
-from shipyard.registry.database import BUSY_TIMEOUT_MS, head_revision
+from shipyard.registry import database
+from shipyard.registry.database import BUSY_TIMEOUT_MS, SCHEMA_HEAD, head_revision
 
 TABLES = {
     "models",
@@ -44,6 +45,23 @@ def test_first_use_migrates_to_head(settings: Settings) -> None:
         assert (settings.home / "shipyard.db").is_file()
         assert registry.database.current_revision() == head_revision()
         assert set(inspect(registry.database.engine).get_table_names()) >= TABLES
+
+
+def test_schema_head_is_alembics_head() -> None:
+    """A database at SCHEMA_HEAD is trusted without reading the migration scripts."""
+    assert head_revision() == SCHEMA_HEAD
+
+
+def test_a_database_behind_head_is_upgraded_on_first_use(settings: Settings) -> None:
+    with Registry(settings) as registry:
+        url = registry.database.url
+    from alembic import command
+
+    command.downgrade(database._alembic_config(url), "0005")
+    database._upgraded.discard(url)  # as a new process would find it
+    with Registry(settings) as registry:
+        assert registry.database.current_revision() == SCHEMA_HEAD
+        assert "runs" in inspect(registry.database.engine).get_table_names()
 
 
 def test_sqlite_pragmas(registry: Registry) -> None:

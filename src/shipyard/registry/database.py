@@ -1,30 +1,39 @@
 """The metadata database seam (``Database``: what the registry and the monitor's store use),
 and ``SqlDatabase``, its SQLAlchemy implementation: engine, SQLite pragmas, one session scope,
-Alembic migrations under a lock."""
+Alembic migrations under a lock.
+
+Alembic and numpy are imported only when needed: a database already at ``SCHEMA_HEAD`` is
+recognised by one query, so a short command (``shipyard runs list``) does not pay for them."""
 
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
 import orjson
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from filelock import FileLock
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import (
+    ArgumentError,
+    NoSuchModuleError,
+    OperationalError,
+    ProgrammingError,
+    SQLAlchemyError,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from shipyard.errors import InvalidInputError, StorageError
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+SCHEMA_HEAD = "0006"  # the newest migration's revision; a test pins it to Alembic's head
 BUSY_TIMEOUT_MS = 30_000
 
 _upgraded: set[str] = set()  # URLs known to be at head in this process
@@ -32,6 +41,8 @@ _upgraded_lock = threading.Lock()
 
 
 def _alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -39,6 +50,9 @@ def _alembic_config(url: str) -> Config:
 
 
 def head_revision() -> str:
+    """The newest migration's revision, as Alembic reads it from the migration scripts."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(_alembic_config("sqlite://")).get_current_head()
     assert head is not None
     return head
@@ -69,7 +83,12 @@ def json_text(value: Any) -> str:
     which keeps NaN (an input example's missing value) readable by json.loads."""
     if value is None:  # a prediction logged without its inputs: the commonest value here
         return "null"
-    if isinstance(value, dict) and any(isinstance(v, np.ndarray) for v in value.values()):
+    numpy = sys.modules.get("numpy")  # no array can exist before numpy is imported
+    if (
+        numpy is not None
+        and isinstance(value, dict)
+        and any(isinstance(v, numpy.ndarray) for v in value.values())
+    ):
         return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
     return json.dumps(value)
 
@@ -134,10 +153,22 @@ class SqlDatabase:
             session.close()
 
     def current_revision(self) -> str | None:
+        from alembic.runtime.migration import MigrationContext
+
         with self.engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
 
+    def _stored_revision(self) -> str | None:
+        """The revision recorded in the database, by one query; None when it has none yet."""
+        try:
+            with self.engine.connect() as conn:
+                return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        except (OperationalError, ProgrammingError):  # no alembic_version table: a new database
+            return None
+
     def upgrade(self) -> str:
+        from alembic import command
+
         try:
             with FileLock(str(self.lock_path), timeout=120):
                 if self.current_revision() != head_revision():
@@ -154,8 +185,13 @@ class SqlDatabase:
         return head_revision()
 
     def ensure_schema(self) -> None:
-        if self.url not in _upgraded:
-            self.upgrade()
+        if self.url in _upgraded:
+            return
+        if self._stored_revision() == SCHEMA_HEAD:
+            with _upgraded_lock:
+                _upgraded.add(self.url)
+            return
+        self.upgrade()
 
     def dispose(self) -> None:
         self.engine.dispose()
