@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Connection, Row, Table, func, insert, select, update
 
@@ -64,8 +64,9 @@ class Run:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class MetricPoint:
+class MetricPoint(NamedTuple):
+    """One logged value. A tuple, since a training loop makes one per call."""
+
     key: str
     value: float
     step: int
@@ -209,14 +210,14 @@ class RunStore:
         """One INSERT of every point and one update of the run's latest values."""
         if not points:
             return
-        latest: dict[str, list[Any]] = {}
-        for point in points:
-            current = latest.get(point.key)
-            if current is None or point.step >= current[1]:
-                latest[point.key] = [_json_number(point.value), point.step]
-        rows = [
-            (run_id, p.key, p.step, None if math.isnan(p.value) else p.value, p.at) for p in points
-        ]
+        steps: dict[str, tuple[int, float]] = {}
+        rows = []
+        for key, value, step, at in points:
+            current = steps.get(key)
+            if current is None or step >= current[0]:
+                steps[key] = (step, value)
+            rows.append((run_id, key, step, None if value != value else value, at))  # NaN: NULL
+        latest = {key: [_json_number(value), step] for key, (step, value) in steps.items()}
         with self.database.session() as session:
             connection = session.connection()
             _insert_points(connection, rows)
@@ -225,9 +226,9 @@ class RunStore:
             if stored is None:
                 raise NotFoundError(f"no run {run_id!r}")
             merged = dict(stored)
-            for key, value in latest.items():
-                if key not in merged or value[1] >= merged[key][1]:
-                    merged[key] = value
+            for key, newest in latest.items():
+                if key not in merged or newest[1] >= merged[key][1]:
+                    merged[key] = newest
             connection.execute(update(_RUNS).where(_RUNS.c.id == run_id).values(latest=merged))
 
     def add_file(self, run_id: str, path: str, digest: str, size: int) -> None:

@@ -18,7 +18,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from types import TracebackType
@@ -51,6 +51,7 @@ class ActiveRun:
         self._buffer: list[MetricPoint] = []
         self._last_flush = time.monotonic()
         self._next_step: dict[str, int] = {}
+        self._checked_keys: set[str] = set()
         self._entered = False
         self._ended = False
         self._lock = threading.Lock()
@@ -92,22 +93,31 @@ class ActiveRun:
 
     def log_metric(self, key: str, value: float, step: int | None = None) -> None:
         """One point; ``step`` defaults to the one after this key's last. NaN is kept."""
-        self._add({key: value}, step)
+        # A training loop calls this every step: the point is checked and appended inline.
+        self._check_open()
+        if key not in self._checked_keys:
+            self._checked_keys.add(check_key("metric key", key))
+        number = value if type(value) is float else _number(key, value)
+        at_step = self._next_step.get(key, 0) if step is None else int(step)
+        self._next_step[key] = at_step + 1
+        point = MetricPoint(key, number, at_step, time.time())
+        self._keep((point,))
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         """Several points at once, all at ``step`` (or each at its key's next step)."""
-        self._add(metrics, step)
-
-    def _add(self, metrics: Mapping[str, float], step: int | None) -> None:
         self._check_open()
         now = time.time()
         points = []
         for key, value in metrics.items():
-            check_key("metric key", key)
+            if key not in self._checked_keys:
+                self._checked_keys.add(check_key("metric key", key))
             number = _number(key, value)
             at_step = self._next_step.get(key, 0) if step is None else int(step)
             self._next_step[key] = at_step + 1
             points.append(MetricPoint(key, number, at_step, now))
+        self._keep(points)
+
+    def _keep(self, points: Sequence[MetricPoint]) -> None:
         with self._lock:
             self._buffer.extend(points)
             due = (
