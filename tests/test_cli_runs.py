@@ -212,3 +212,34 @@ def test_list_and_compare_show_the_newest_runs_and_say_how_many_more(home: Path)
     assert (
         len(json.loads(cli(home, "runs", "compare", "-e", "sweep", "--json").stdout)["runs"]) == 50
     )
+
+
+LEAN_COMMAND = """\
+import json, sys
+from shipyard.cli import app
+try:
+    app(["--home", sys.argv[1], *json.loads(sys.argv[2])])
+except SystemExit as exit:
+    code = exit.code
+print(json.dumps({"code": code, "loaded": sorted(m for m in sys.modules if m in sys.argv[3:])}))
+"""
+
+
+@pytest.mark.parametrize(
+    "command", [["runs", "list"], ["runs", "compare", "-e", "digits", "--plot", "loss"]]
+)
+def test_a_short_command_imports_only_what_it_uses(
+    home: Path, script: Path, command: list[str]
+) -> None:
+    """`runs list` and `runs compare` open a database already at head without Alembic, and
+    load neither numpy (the model formats, dataset hashing) nor the other sub-commands."""
+    import subprocess
+
+    unwanted = ["alembic", "numpy", "shipyard.formats", "shipyard.cli.models", "shipyard.cli.serve"]
+    assert cli(home, "run", "-e", "digits", "--", sys.executable, str(script)).exit_code == 0
+    done = subprocess.run(
+        [sys.executable, "-c", LEAN_COMMAND, str(home), json.dumps(command), *unwanted],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert report == {"code": 0, "loaded": []}

@@ -9,7 +9,7 @@ from shipyard.cli.output import console
 from shipyard.registry.backends import open_database
 from shipyard.registry.database import head_revision
 
-app = typer.Typer(help="Manage the metadata database.", no_args_is_help=True)
+app = typer.Typer(help="Manage the metadata database.", no_args_is_help=True, add_completion=False)
 
 
 @app.command()

@@ -12,7 +12,9 @@ from shipyard.deploy import RuleOptions, render_dashboard, render_rules, write_t
 from shipyard.registry.names import validate_name
 
 app = typer.Typer(
-    help="Write monitoring configuration: alert rules, dashboards.", no_args_is_help=True
+    help="Write monitoring configuration: alert rules, dashboards.",
+    no_args_is_help=True,
+    add_completion=False,
 )
 
 OUT_OPTION = typer.Option(None, "--out", "-o", help="Write to this file instead of stdout.")

@@ -23,7 +23,9 @@ from shipyard.formats import DEFAULT_TOLERANCE, FLAVORS, RegistrationOptions, Te
 from shipyard.registry import Model, ModelRef, ModelVersion, Registry
 from shipyard.registry.lineage import Lineage, lineage_of
 
-app = typer.Typer(help="Register and manage model versions.", no_args_is_help=True)
+app = typer.Typer(
+    help="Register and manage model versions.", no_args_is_help=True, add_completion=False
+)
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead of a table.")
 

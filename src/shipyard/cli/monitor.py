@@ -9,7 +9,11 @@ import typer
 from shipyard.cli.app import settings_of
 from shipyard.cli.output import console, name_column, print_json, table, value_column
 
-app = typer.Typer(help="Watch served models: drift, data quality, feedback.", no_args_is_help=True)
+app = typer.Typer(
+    help="Watch served models: drift, data quality, feedback.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 
 SHORT = {"out_of_range": "range", "unseen_category": "unseen", "nonfinite": "nan/inf"}
 PERIOD = typer.Option("1h", "--period", help="Recent traffic to evaluate: 30m, 1h, 7d...")

@@ -16,7 +16,9 @@ from shipyard.cli.app import settings_of
 from shipyard.cli.output import console, name_column, print_json, table, value_column
 
 app = typer.Typer(
-    help="Roll out the next version: canary, blue-green, A/B or shadow.", no_args_is_help=True
+    help="Roll out the next version: canary, blue-green, A/B or shadow.",
+    no_args_is_help=True,
+    add_completion=False,
 )
 
 NAME = typer.Argument(..., help="The model's name.")

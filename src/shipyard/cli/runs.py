@@ -15,7 +15,9 @@ from shipyard.cli.app import settings_of
 from shipyard.cli.output import console, err_console, human_size, print_json
 
 app = typer.Typer(
-    help="Training runs: params, metrics, data, code and lineage.", no_args_is_help=True
+    help="Training runs: params, metrics, data, code and lineage.",
+    no_args_is_help=True,
+    add_completion=False,
 )
 
 JSON_OUTPUT = typer.Option(False, "--json", help="Print JSON.")

@@ -3,18 +3,20 @@
 Arrays hash their dtype, shape and bytes (so a float32 and a float64 copy differ); a table
 hashes its column names and each column; a file or a folder of files hashes the bytes.
 Two runs that trained on the same data show the same digest, whatever it was called.
+numpy is imported when an array is hashed, not by ``shipyard runs`` reading runs back.
 """
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from shipyard.errors import InvalidInputError
 from shipyard.registry.runs import Dataset, check_key
+
+if TYPE_CHECKING:
+    import numpy as np
 
 CHUNK = 1 << 20
 
@@ -39,6 +41,8 @@ def fingerprint(
 def _feed(digest: Any, data: Any) -> tuple[int, Any]:
     if isinstance(data, str | Path):
         return _feed_path(digest, Path(data))
+    import numpy as np
+
     columns = getattr(data, "columns", None)
     if columns is not None and hasattr(data, "__getitem__"):  # a pandas or polars frame
         names = [str(c) for c in columns]
@@ -55,6 +59,8 @@ def _feed(digest: Any, data: Any) -> tuple[int, Any]:
 
 
 def _feed_array(digest: Any, array: np.ndarray) -> None:
+    import numpy as np
+
     digest.update(f"{array.dtype.str}{array.shape}".encode())
     digest.update(np.ascontiguousarray(array).tobytes())
 
