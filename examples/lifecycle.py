@@ -195,7 +195,11 @@ def _post(url: str, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str
 
 
 def _reason(registry: shipyard.Registry, rollout: Any) -> str:
-    """Why the rollout ended: the reason of its last move."""
+    """Why the rollout ended: for one rolled back, the analysis that decided it; otherwise
+    the reason of its last move."""
+    decided = (rollout.analysis or {}).get("reason")
+    if rollout.state == "rolled_back" and decided:
+        return str(decided)
     moves = [e for e in registry.events(rollout.model, limit=50) if e.kind.startswith("rollout.")]
     return moves[0].reason if moves and moves[0].reason else "-"
 

@@ -59,6 +59,9 @@ def test_a_candidate_worse_on_the_labelled_traffic_never_takes_any(registry: Reg
     offline = event.details["evidence"]["offline"]
     assert (offline["outcome"], offline["n_candidate"], offline["baseline"]) == ("fail", 240, 1.0)
     assert offline["candidate"] < 0.5
+    analysis = moved.analysis  # type: ignore[attr-defined]
+    assert analysis["reason"] == event.reason  # what `rollout status` and `history` print
+    assert analysis["checks"]["offline"]["outcome"] == "fail"
 
 
 def test_a_candidate_as_good_passes_with_the_figures_recorded(registry: Registry) -> None:

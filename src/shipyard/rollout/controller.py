@@ -160,19 +160,16 @@ class RolloutController:
                 self.warm(rollout.model, rollout.candidate)
             offline = offline_check(self.registry, baseline, candidate, spec)
         except ShipyardError as exc:
-            return move(
-                self.store, lease, rollout, State.ROLLING_BACK, f"pre-flight: {exc.message}",
-                weight=0.0,
-            )  # fmt: skip
+            return self._refuse(rollout, lease, f"pre-flight: {exc.message}", {})
         evidence = {}
         if offline is not None:
             evidence["offline"] = decision_document(offline.decision) | offline.details
             if offline.decision.outcome is Outcome.FAIL:
-                return move(
-                    self.store, lease, rollout, State.ROLLING_BACK,
+                return self._refuse(
+                    rollout, lease,
                     f"pre-flight: {offline.decision.reason}, worse by more than "
                     f"{offline.details['tolerance']:.4g}",
-                    evidence, weight=0.0,
+                    evidence,
                 )  # fmt: skip
         weight = {Strategy.CANARY: spec.steps[0], Strategy.AB: spec.split}.get(spec.strategy, 0.0)
         how = (
@@ -184,6 +181,20 @@ class RolloutController:
             self.store, lease, rollout, State.PROGRESSING,
             f"pre-flight passed: {rollout.model}:{rollout.candidate} takes {how}", evidence,
             weight=weight, step=rollout.step + 1, restart_clock=True,
+        )  # fmt: skip
+
+    def _refuse(
+        self, rollout: Rollout, lease: Lease, reason: str, checks: dict[str, Any]
+    ) -> Rollout:
+        """Roll back before any traffic; the pre-flight is the rollout's analysis, so its
+        status and history say why."""
+        analysis = {
+            "at": self.clock().isoformat(), "step": rollout.step, "weight": 0.0,
+            "next": Next.ROLL_BACK.value, "reason": reason, "checks": checks,
+        }  # fmt: skip
+        return move(
+            self.store, lease, rollout, State.ROLLING_BACK, reason, checks,
+            weight=0.0, analysis=analysis,
         )  # fmt: skip
 
     def _analyse(self, rollout: Rollout, lease: Lease, spec: RolloutSpec) -> Rollout | None:
