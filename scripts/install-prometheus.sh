@@ -15,20 +15,7 @@ if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
 fi
 
 echo "installing prometheus and promtool (Debian package)"
-# A policy-rc.d that answers 101 keeps the package's maintainer scripts from starting the
-# service; ours is removed again afterwards, one that was there before is left alone.
-policy=/usr/sbin/policy-rc.d
-own_policy=0
-if [ ! -e "$policy" ]; then
-  printf '#!/bin/sh\nexit 101\n' >"$policy"
-  chmod +x "$policy"
-  own_policy=1
-fi
-trap 'if [ "$own_policy" = 1 ]; then rm -f "$policy"; fi' EXIT
-
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq >/dev/null
-apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+bash "$(dirname "$0")/apt-install.sh" prometheus
 
 command -v promtool >/dev/null && command -v prometheus >/dev/null || {
   echo "apt-get installed prometheus but promtool/prometheus are not on PATH" >&2
