@@ -3,9 +3,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-EXTRAS := sklearn,torch,hf,keras,dev
+EXTRAS := sklearn,torch,hf,keras,postgres,dev
 
-.PHONY: venv demo test lint typecheck unit prometheus bench bench-monitor clean
+.PHONY: venv demo test lint typecheck unit prometheus postgres bench bench-monitor clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -36,7 +36,11 @@ typecheck: venv
 prometheus:
 	bash scripts/install-prometheus.sh
 
-unit: venv prometheus
+# PostgreSQL's server binaries for tests/test_database_postgres.py (Debian package, as root).
+postgres:
+	bash scripts/install-postgres.sh
+
+unit: venv prometheus postgres
 	$(BIN)/pytest
 
 test: lint typecheck unit

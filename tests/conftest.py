@@ -241,3 +241,29 @@ def text_http(minilm_server: Any) -> Iterator[Any]:
 
     with client(minilm_server) as c:
         yield c
+
+
+# A real PostgreSQL (tests/test_database_postgres.py): one cluster per session ------------
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Any]:
+    from postgres_server import PostgresCluster, server_binaries
+
+    pytest.importorskip("psycopg", reason="the postgres extra (psycopg) is not installed")
+    binaries = server_binaries()
+    if binaries is None:
+        pytest.skip("no PostgreSQL server binaries: bash scripts/install-postgres.sh")
+    cluster = PostgresCluster(binaries)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: Any) -> str:
+    """A new, empty PostgreSQL database for this test."""
+    url: str = postgres_cluster.new_database()
+    return url

@@ -164,7 +164,14 @@ class Settings(BaseSettings):
     )
     db_url: str | None = Field(
         default=None,
-        description="SQLAlchemy URL; defaults to SQLite at $SHIPYARD_HOME/shipyard.db.",
+        description="SQLAlchemy URL; defaults to SQLite at $SHIPYARD_HOME/shipyard.db. "
+        "PostgreSQL: postgresql+psycopg://user@host:port/db (the postgres extra).",
+    )
+    db_pool_size: int = Field(
+        default=5, ge=1, description="Connections kept open to a server database (PostgreSQL)."
+    )
+    db_max_overflow: int = Field(
+        default=10, ge=0, description="Connections opened beyond the pool under a burst."
     )
     intra_op_threads: int = Field(
         default=0,

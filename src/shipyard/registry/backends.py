@@ -14,7 +14,12 @@ from shipyard.settings import Settings
 
 def open_database(settings: Settings) -> Database:
     """SQLAlchemy at ``settings.database_url`` (SQLite under the home by default)."""
-    return SqlDatabase(settings.database_url, settings.home)
+    return SqlDatabase(
+        settings.database_url,
+        settings.home,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+    )
 
 
 def open_artifacts(settings: Settings) -> ArtifactStore:

@@ -1,6 +1,7 @@
 """The metadata database seam (``Database``: what the registry and the monitor's store use),
 and ``SqlDatabase``, its SQLAlchemy implementation: engine, SQLite pragmas, one session scope,
-Alembic migrations under a lock.
+Alembic migrations under a lock: a file lock beside a SQLite database, a PostgreSQL advisory
+lock on a server (every host that migrates takes the same one).
 
 Alembic and numpy are imported only when needed: a database already at ``SCHEMA_HEAD`` is
 recognised by one query, so a short command (``shipyard runs list``) does not pay for them."""
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SCHEMA_HEAD = "0006"  # the newest migration's revision; a test pins it to Alembic's head
 BUSY_TIMEOUT_MS = 30_000
+MIGRATION_LOCK_KEY = 0x5348495059415244  # pg_advisory_lock's key: "SHIPYARD" in ASCII
+MIGRATION_LOCK_TIMEOUT_S = 120
 
 _upgraded: set[str] = set()  # URLs known to be at head in this process
 _upgraded_lock = threading.Lock()
@@ -120,14 +123,24 @@ class Database(Protocol):
 class SqlDatabase:
     """A ``Database`` at any SQLAlchemy URL; owns the engine."""
 
-    def __init__(self, url: str, lock_dir: Path) -> None:
+    def __init__(
+        self, url: str, lock_dir: Path, *, pool_size: int = 5, max_overflow: int = 10
+    ) -> None:
         self.url = url
         self.lock_path = lock_dir / ".migrate.lock"
+        sqlite = url.startswith("sqlite")
         if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         lock_dir.mkdir(parents=True, exist_ok=True)
+        # A server database gets a sized pool whose connections are checked before use (the
+        # server may have restarted); SQLite keeps SQLAlchemy's file-database defaults.
+        pool: dict[str, Any] = (
+            {}
+            if sqlite
+            else {"pool_size": pool_size, "max_overflow": max_overflow, "pool_pre_ping": True}
+        )
         try:
-            self.engine = create_engine(url, json_serializer=json_text)
+            self.engine = create_engine(url, json_serializer=json_text, **pool)
         except (ArgumentError, NoSuchModuleError, ImportError) as exc:
             raise InvalidInputError(
                 f"cannot use the database URL {url!r} (SHIPYARD_DB_URL): {exc}"
@@ -170,7 +183,7 @@ class SqlDatabase:
         from alembic import command
 
         try:
-            with FileLock(str(self.lock_path), timeout=120):
+            with self._migration_lock():
                 if self.current_revision() != head_revision():
                     config = _alembic_config(self.url)
                     with self.engine.begin() as conn:
@@ -183,6 +196,25 @@ class SqlDatabase:
         with _upgraded_lock:
             _upgraded.add(self.url)
         return head_revision()
+
+    @contextmanager
+    def _migration_lock(self) -> Iterator[None]:
+        """One migrating process at a time, against every process that opens this database."""
+        if self.dialect != "postgresql":
+            with FileLock(str(self.lock_path), timeout=MIGRATION_LOCK_TIMEOUT_S):
+                yield
+            return
+        # A session-level advisory lock on a connection of its own, held while Alembic
+        # migrates on another; lock_timeout bounds the wait like the file lock's timeout.
+        with self.engine.connect() as holder:
+            holder.execute(text(f"SET lock_timeout = '{MIGRATION_LOCK_TIMEOUT_S}s'"))
+            holder.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            holder.commit()
+            try:
+                yield
+            finally:
+                holder.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+                holder.commit()
 
     def ensure_schema(self) -> None:
         if self.url in _upgraded:
