@@ -239,7 +239,11 @@ class Registry:
         for _ in range(VERSION_RACE_RETRIES):
             try:
                 with self.database.session() as session:
-                    model = session.scalar(select(ModelRow).where(ModelRow.name == name))
+                    # The model's row, locked: concurrent registrations of one model take
+                    # their numbers one after another (SQLite's write lock does the same).
+                    model = session.scalar(
+                        select(ModelRow).where(ModelRow.name == name).with_for_update()
+                    )
                     if model is None:
                         model = ModelRow(
                             name=name,
