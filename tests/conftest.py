@@ -25,9 +25,29 @@ def _no_shipyard_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 # A fresh, empty registry --------------------------------------------------------------
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # A test module that declares DATABASES = ("sqlite", "postgresql") runs each of its tests
+    # that use `settings` (or `registry`) once on each; the others run on SQLite alone.
+    databases = getattr(metafunc.module, "DATABASES", None)
+    if metafunc.definition.get_closest_marker("sqlite_only"):
+        databases = ("sqlite",)
+    if databases and "database" in metafunc.fixturenames:
+        metafunc.parametrize("database", databases, indirect=True)
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(home=tmp_path / "home")
+def database(request: pytest.FixtureRequest) -> str | None:
+    """The metadata database of `settings`: None for the SQLite file under the home, else
+    the URL of a new database on the session's PostgreSQL."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        return None
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database: str | None) -> Settings:
+    return Settings(home=tmp_path / "home", db_url=database)
 
 
 @pytest.fixture

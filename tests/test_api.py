@@ -13,6 +13,8 @@ from shipyard import Registry, Settings
 from shipyard.errors import InvalidInputError, InvalidNameError
 from shipyard.formats import RegistrationOptions
 
+DATABASES = ("sqlite", "postgresql")  # each test on both (tests/conftest.py)
+
 
 def test_without_registry_or_settings_the_environment_names_the_home(
     tmp_path: Path, tiny_onnx_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -12,6 +12,8 @@ from shipyard import Registry, Settings
 from shipyard.errors import InvalidInputError, LeaseLostError
 from shipyard.registry.leases import Lease
 
+DATABASES = ("sqlite", "postgresql")  # each test on both (tests/conftest.py)
+
 ROLLOUT = "rollout:fraud"
 
 

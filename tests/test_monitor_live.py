@@ -31,6 +31,8 @@ from shipyard.registry import ModelVersion
 from shipyard.registry.monitoring import MonitorStore, StoredPrediction, StoredWindow
 from shipyard.server import Server
 
+DATABASES = ("sqlite", "postgresql")  # each test on both (tests/conftest.py)
+
 LONG = 3600.0  # a flush interval that never comes during a test: flushes are explicit
 SHIFTED = (0, 3)  # the features moved far away in the drift scenario
 

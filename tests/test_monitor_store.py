@@ -18,6 +18,8 @@ from shipyard.monitor.profile import Profile
 from shipyard.monitor.retention import merge_windows
 from shipyard.registry.monitoring import MonitorStore, StoredWindow
 
+DATABASES = ("sqlite", "postgresql")  # each test on both (tests/conftest.py)
+
 
 def _version(registry: Registry, classifier: Any, csv: Path) -> Any:
     return shipyard.register(classifier, "cancer", reference_data=csv, registry=registry)

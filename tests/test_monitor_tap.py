@@ -22,6 +22,8 @@ from shipyard.registry import ModelVersion
 from shipyard.runtime.batcher import Pending
 from shipyard.settings import ModelMonitorSettings
 
+DATABASES = ("sqlite", "postgresql")  # each test on both (tests/conftest.py)
+
 
 class FrozenClock:
     """The tap's clock, standing still: its buckets refill by time, not by a test's speed."""
@@ -115,6 +117,7 @@ def test_a_failing_tap_counts_its_failure_and_never_raises(
     assert failures == [1]
 
 
+@pytest.mark.sqlite_only
 def test_a_failed_write_keeps_the_unwritten_batches_bounded(
     registry: Registry, tiny: ModelVersion, monkeypatch: pytest.MonkeyPatch
 ) -> None:

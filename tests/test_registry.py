@@ -21,6 +21,8 @@ from shipyard.errors import (
 )
 from shipyard.registry import ArtifactFile, ModelRef, ModelVersion, NewVersion, VersionStatus
 
+DATABASES = ("sqlite", "postgresql")  # each test on both (tests/conftest.py)
+
 
 def _reference(tmp_path: Path, name: str, seed: int) -> Path:
     path = tmp_path / f"{name}.npy"

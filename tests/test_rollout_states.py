@@ -11,6 +11,8 @@ from shipyard.registry.leases import Lease
 from shipyard.registry.rollouts import Rollout
 from shipyard.rollout.states import FINAL, State, allowed, move
 
+DATABASES = ("sqlite", "postgresql")  # each test on both (tests/conftest.py)
+
 SPEC = {"steps": [0.05, 0.1, 0.25, 0.5], "interval_s": 60, "failure_threshold": 3}
 
 

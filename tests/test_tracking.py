@@ -18,6 +18,8 @@ from shipyard import Registry, Settings
 from shipyard.errors import ConflictError, InvalidInputError, NotFoundError
 from shipyard.tracking.run import FLUSH_POINTS
 
+DATABASES = ("sqlite", "postgresql")  # each test on both (tests/conftest.py)
+
 
 def _inserts_into(registry: Registry, table: str) -> list[int]:
     """Counts the INSERT statements into ``table`` (and the rows each carried) from now on."""
