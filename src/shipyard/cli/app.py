@@ -71,8 +71,8 @@ class ShipyardGroup(TyperGroup):
 
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         # A mistyped command is told the names it may have meant: all of them loaded first.
-        for name in COMMANDS:
-            if args and args[0] not in COMMANDS:
+        if args and args[0] not in COMMANDS:
+            for name in COMMANDS:
                 self.get_command(ctx, name)
         return super().resolve_command(ctx, args)
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 from filelock import FileLock
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import (
     ArgumentError,
     NoSuchModuleError,
@@ -128,18 +128,17 @@ class SqlDatabase:
     ) -> None:
         self.url = url
         self.lock_path = lock_dir / ".migrate.lock"
-        sqlite = url.startswith("sqlite")
         if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         lock_dir.mkdir(parents=True, exist_ok=True)
-        # A server database gets a sized pool whose connections are checked before use (the
-        # server may have restarted); SQLite keeps SQLAlchemy's file-database defaults.
-        pool: dict[str, Any] = (
-            {}
-            if sqlite
-            else {"pool_size": pool_size, "max_overflow": max_overflow, "pool_pre_ping": True}
-        )
         try:
+            # A server database gets a sized pool whose connections are checked before use
+            # (the server may have restarted); SQLite keeps SQLAlchemy's file defaults.
+            pool: dict[str, Any] = (
+                {}
+                if make_url(url).get_backend_name() == "sqlite"
+                else {"pool_size": pool_size, "max_overflow": max_overflow, "pool_pre_ping": True}
+            )
             self.engine = create_engine(url, json_serializer=json_text, **pool)
         except (ArgumentError, NoSuchModuleError, ImportError) as exc:
             raise InvalidInputError(
@@ -166,13 +165,8 @@ class SqlDatabase:
             session.close()
 
     def current_revision(self) -> str | None:
-        from alembic.runtime.migration import MigrationContext
-
-        with self.engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
-
-    def _stored_revision(self) -> str | None:
-        """The revision recorded in the database, by one query; None when it has none yet."""
+        """The revision recorded in the database (one row: the migrations are linear), by
+        one query; None when it has none yet."""
         try:
             with self.engine.connect() as conn:
                 return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
@@ -219,7 +213,7 @@ class SqlDatabase:
     def ensure_schema(self) -> None:
         if self.url in _upgraded:
             return
-        if self._stored_revision() == SCHEMA_HEAD:
+        if self.current_revision() == SCHEMA_HEAD:
             with _upgraded_lock:
                 _upgraded.add(self.url)
             return

@@ -93,29 +93,23 @@ class ActiveRun:
 
     def log_metric(self, key: str, value: float, step: int | None = None) -> None:
         """One point; ``step`` defaults to the one after this key's last. NaN is kept."""
-        # A training loop calls this every step: the point is checked and appended inline.
         self._check_open()
-        if key not in self._checked_keys:
-            self._checked_keys.add(check_key("metric key", key))
-        number = value if type(value) is float else _number(key, value)
-        at_step = self._next_step.get(key, 0) if step is None else int(step)
-        self._next_step[key] = at_step + 1
-        point = MetricPoint(key, number, at_step, time.time())
-        self._keep((point,))
+        self._keep((self._point(key, value, step, time.time()),))
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         """Several points at once, all at ``step`` (or each at its key's next step)."""
         self._check_open()
         now = time.time()
-        points = []
-        for key, value in metrics.items():
-            if key not in self._checked_keys:
-                self._checked_keys.add(check_key("metric key", key))
-            number = _number(key, value)
-            at_step = self._next_step.get(key, 0) if step is None else int(step)
-            self._next_step[key] = at_step + 1
-            points.append(MetricPoint(key, number, at_step, now))
-        self._keep(points)
+        self._keep([self._point(key, value, step, now) for key, value in metrics.items()])
+
+    def _point(self, key: str, value: Any, step: int | None, at: float) -> MetricPoint:
+        # A training loop logs every step: a key is checked once, a float taken as it is.
+        if key not in self._checked_keys:
+            self._checked_keys.add(check_key("metric key", key))
+        number = value if type(value) is float else _number(key, value)
+        at_step = self._next_step.get(key, 0) if step is None else int(step)
+        self._next_step[key] = at_step + 1
+        return MetricPoint(key, number, at_step, at)
 
     def _keep(self, points: Sequence[MetricPoint]) -> None:
         with self._lock:
