@@ -1,28 +1,24 @@
 """Rollouts across ``shipyard serve`` processes on one database: a controller killed with
 SIGKILL mid-rollout is succeeded by a new process that carries on from the row's step, and of
 two replicas exactly one drives a rollout while both route by its weight; the one without the
-lease cannot write."""
+lease cannot write. Each on SQLite and on PostgreSQL (the replicas given SHIPYARD_DB_URL)."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx2
-import numpy as np
 import pytest
 
-from rollout_models import body, expected_labels, register_classifier
-from server_helpers import ServeProcess, client, wait_for
+from replica_helpers import POLL_S, WAIT_S, Load, poll, serve, serve_environment, stop_all
+from rollout_models import register_classifier
+from server_helpers import ServeProcess, client
 from shipyard import Registry, Settings
 from shipyard.errors import LeaseLostError
 from shipyard.registry.leases import Lease
@@ -32,6 +28,8 @@ from shipyard.rollout import service
 from shipyard.rollout.controller import lease_name
 from shipyard.rollout.states import State, move
 
+DATABASES = ("sqlite", "postgresql")  # each test on both (tests/conftest.py)
+
 CANARY = {
     "interval_s": 1, "deadline_s": 60, "min_samples": 30, "failure_threshold": 3,
     "steps": [0.2, 0.4, 0.6],
@@ -40,81 +38,11 @@ ONE_STEP = {
     "interval_s": 4, "deadline_s": 60, "min_samples": 30, "failure_threshold": 3,
     "steps": [0.3],
 }  # fmt: skip
-ROWS = 4
-WAIT_S = 120.0  # the machine is shared: generous, only a guard against a hang
-POLL_S = 0.1  # between reads of the registry (every session takes SQLite's write lock)
 
 
-def serve_environment(**extra: str) -> dict[str, str]:
-    """Short clocks: a tick every 0.3 s, a promoted version's bake of 1 s, no monitor."""
-    monitor: dict[str, Any] = {"enabled": False}
-    if "replica" in extra:
-        monitor["replica"] = extra.pop("replica")
-    return {
-        "SHIPYARD_RELOAD_INTERVAL_S": "0.3",
-        "SHIPYARD_ROLLOUT_BAKE_S": "1",
-        # nested settings are JSON in one variable (no SHIPYARD_MONITOR__ENABLED spelling)
-        "SHIPYARD_MONITOR": json.dumps(monitor),
-        **extra,
-    }
-
-
-def serve(home: Path, logs: Path, env: dict[str, str]) -> ServeProcess:
-    return ServeProcess(home, logs, "--model", "clf", "--no-access-log", env=env)
-
-
-@dataclass
-class Load:
-    """A bounded load loop on one server: every answer checked and counted, a refused
-    connection (a killed server) counted as ("-", -1)."""
-
-    url: str
-    seed: int = 7
-    statuses: Counter[tuple[str, int]] = field(default_factory=Counter)  # (version, status)
-    wrong: list[str] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-    thread: threading.Thread | None = None
-
-    def start(self) -> Load:
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-        return self
-
-    def finish(self) -> None:
-        self.stop.set()
-        if self.thread is not None:
-            self.thread.join(60)
-
-    def _run(self) -> None:
-        rng = np.random.default_rng(self.seed)
-        with client(self.url) as http:
-            while not self.stop.is_set():
-                rows = rng.normal(size=(ROWS, 3)).astype(np.float32)
-                try:
-                    response = http.post("/v2/models/clf/infer", content=json.dumps(body(rows)))
-                except httpx2.TransportError:
-                    self.statuses[("-", -1)] += 1
-                    self.stop.wait(0.05)
-                    continue
-                version = response.headers.get("x-model-version", "?")
-                self.statuses[(version, response.status_code)] += 1
-                if response.status_code == 200:
-                    label = next(o for o in response.json()["outputs"] if o["name"] == "label")
-                    if label["data"] != expected_labels(rows).tolist():  # v1 and v2 are alike
-                        self.wrong.append(response.text)
-
-    def failures(self) -> dict[tuple[str, int], int]:
-        return {key: n for key, n in self.statuses.items() if key[1] != 200}
-
-
-def poll(condition: Callable[[], Any], what: str, timeout_s: float = WAIT_S) -> Any:
-    """wait_for, reading the registry at most every POLL_S."""
-
-    def paced() -> Any:
-        time.sleep(POLL_S)
-        return condition()
-
-    return wait_for(paced, what, timeout_s)
+def database_of(settings: Settings) -> dict[str, str]:
+    """The replicas' variable for the test's database (none for SQLite under the home)."""
+    return {"SHIPYARD_DB_URL": settings.db_url} if settings.db_url else {}
 
 
 def finished(registry: Registry, rollout_id: int) -> Rollout | None:
@@ -131,23 +59,15 @@ def rollout_events(registry: Registry, rollout_id: int) -> list[Any]:
     ]
 
 
-def stop_all(*things: Load | ServeProcess | None) -> None:
-    for thing in things:
-        if isinstance(thing, Load):
-            thing.finish()
-        elif thing is not None:
-            thing.stop()
-
-
 # kill -9 of the controller mid-rollout -----------------------------------------------------
 
 
 def test_a_rollout_survives_its_controller_killed_and_goes_on_from_its_step(
-    tmp_path: Path,
+    tmp_path: Path, settings: Settings
 ) -> None:
-    home = tmp_path / "home"
-    env = serve_environment(SHIPYARD_ROLLOUT_LEASE_S="3")
-    with Registry(Settings(home=home)) as registry:
+    home = settings.home
+    env = serve_environment(SHIPYARD_ROLLOUT_LEASE_S="3", **database_of(settings))
+    with Registry(settings) as registry:
         register_classifier(registry, tmp_path / "src", "good", alias="production")
         register_classifier(registry, tmp_path / "src", "good")
         first: ServeProcess | None = serve(home, tmp_path, env)
@@ -220,14 +140,17 @@ def test_a_rollout_survives_its_controller_killed_and_goes_on_from_its_step(
 
 
 def test_two_replicas_one_controller_one_weight_and_the_loser_cannot_write(
-    tmp_path: Path,
+    tmp_path: Path, settings: Settings
 ) -> None:
-    home = tmp_path / "home"
+    home = settings.home
     names = ("replica-a", "replica-b")
-    with Registry(Settings(home=home)) as registry:
+    with Registry(settings) as registry:
         register_classifier(registry, tmp_path / "src", "good", alias="production")
         register_classifier(registry, tmp_path / "src", "good")
-        servers = [serve(home, tmp_path, serve_environment(replica=name)) for name in names]
+        servers = [
+            serve(home, tmp_path, serve_environment(replica=name, **database_of(settings)))
+            for name in names
+        ]
         loads: list[Load] = []
         seen: list[tuple[str, int]] = []  # (holder, token) of every reading of the lease
         watching = threading.Event()
