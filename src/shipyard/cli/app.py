@@ -11,6 +11,7 @@ from typing import Any
 
 import typer
 from pydantic import ValidationError
+from rich.markup import escape
 from typer.core import TyperGroup
 from typer.main import get_command
 
@@ -58,7 +59,9 @@ class ShipyardGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except ShipyardError as exc:
-            err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+            # escaped: a message's own brackets (pip install 'shipyard[ray]') are not markup
+            message = escape(exc.message)
+            err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
 
     def list_commands(self, ctx: Any) -> list[str]:
