@@ -21,8 +21,20 @@ def serve(
     max_batch_size: int | None = typer.Option(None, help="Rows per batch, for every model."),
     max_batch_delay_ms: float | None = typer.Option(None, help="Batch window, for every model."),
     access_log: bool | None = typer.Option(None, "--access-log/--no-access-log"),
+    engine: str = typer.Option(
+        "local", help="local: this process; ray: one Ray Serve deployment per model."
+    ),
+    num_replicas: int = typer.Option(1, min=1, help="Ray: replicas per model."),
+    autoscale: str | None = typer.Option(
+        None, metavar="MIN:MAX", help="Ray: autoscale each model between MIN and MAX replicas."
+    ),
+    ray_address: str | None = typer.Option(
+        None, help="Ray: an existing cluster [default: start one on this machine's CPUs]."
+    ),
+    replica_cpus: float = typer.Option(1.0, min=0, help="Ray: CPUs reserved per replica."),
 ) -> None:
     """Serve models over the Open Inference Protocol (V2), V1 and OpenAI routes."""
+    from shipyard.errors import InvalidInputError
     from shipyard.server import Server
 
     settings = settings_of(ctx)
@@ -45,4 +57,17 @@ def serve(
         update["batching"] = settings.batching.model_copy(update=batching)
     if update:
         settings = settings.model_copy(update=update)
-    Server(settings, models=model or None).run()
+    if engine == "local":
+        Server(settings, models=model or None).run()
+        return
+    if engine != "ray":
+        raise InvalidInputError(f"--engine is local or ray, not {engine!r}")
+    from shipyard.server import ray_engine
+
+    options = ray_engine.RayOptions(
+        num_replicas=num_replicas,
+        autoscale=ray_engine.parse_autoscale(autoscale) if autoscale is not None else None,
+        address=ray_address,
+        replica_cpus=replica_cpus,
+    )
+    ray_engine.run(settings, model or None, options)
