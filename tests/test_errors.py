@@ -66,6 +66,7 @@ def test_main_classes_have_distinct_exit_codes() -> None:
         (errors.CorruptModelError, errors.FormatError),
         (errors.ConversionError, errors.FormatError),
         (errors.ParityError, errors.FormatError),
+        (errors.RegistryUnavailableError, errors.NotReadyError),
     ],
 )
 def test_subclasses_inherit_status_and_exit_code(

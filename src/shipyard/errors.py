@@ -28,6 +28,7 @@ exits with; each edge translates them once.
     ├── StorageError                   507  exit 9   the disk or database failed us
     ├── OverloadedError                503  exit 12  the queue is full: retry later
     ├── NotReadyError                  503  exit 12  the model is loading or unloading
+    │   └── RegistryUnavailableError       a load needs the registry, and it cannot be reached
     ├── DeadlineExceededError          504  exit 13  the request's deadline passed before it ran
     ├── RetrainError                   422  exit 14  a retrain's training command failed
     └── MissingDependencyError         500  exit 10  an optional extra is not installed
@@ -160,6 +161,11 @@ class OverloadedError(ShipyardError):
 class NotReadyError(ShipyardError):
     http_status = 503
     exit_code = 12
+
+
+class RegistryUnavailableError(NotReadyError):
+    """A load needs the registry (its database or artifact store) and cannot reach it; what
+    is loaded keeps serving."""
 
 
 class DeadlineExceededError(ShipyardError):

@@ -43,7 +43,9 @@ class ShipyardApp:
     ) -> None:
         self.settings = settings
         self.registry = registry or Registry(settings)
-        self.metrics = Metrics(lambda: self.manager.runners())
+        self.metrics = Metrics(
+            lambda: self.manager.runners(), lambda: self.manager.reachability.reachable
+        )
         self.monitor = LiveMonitor(
             self.registry,
             settings,

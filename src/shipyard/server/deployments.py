@@ -4,6 +4,11 @@ The registry is the control plane: a watcher polls it, and when a followed alias
 new version is loaded and warmed beside the old one, traffic switches in one assignment,
 and the old version is drained (its queued and running requests finish) and unloaded. A
 version that fails to load leaves the old one serving and records an event.
+
+While the registry cannot be reached (``reachability``) every loaded version keeps serving:
+the watcher retries each interval without counting the failures against the version, a new
+load answers RegistryUnavailableError (503), and the first tick that goes through again
+follows whatever moved meanwhile.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ from shipyard.errors import (
     ConflictError,
     ModelNotFoundError,
     NotReadyError,
+    RegistryUnavailableError,
     ShipyardError,
+    StorageError,
     VersionNotFoundError,
 )
 from shipyard.monitor.live import LiveMonitor
@@ -35,6 +42,7 @@ from shipyard.runtime.runner import ModelRunner, RunnerState
 from shipyard.runtime.session import Threading
 from shipyard.server.interface import ModelInterface
 from shipyard.server.metrics import Metrics
+from shipyard.server.reachability import Reachability
 from shipyard.server.rollouts import RolloutFollower
 from shipyard.settings import Settings
 
@@ -107,6 +115,7 @@ class DeploymentManager:
         self.deployments: dict[str, Deployment] = {}
         self.ready = False
         self.startup_error: str | None = None
+        self.reachability = Reachability()
         self._watcher: asyncio.Task[None] | None = None
         self._closing = False
         self._targets: list[tuple[str, str | None, int]] = []
@@ -186,7 +195,14 @@ class DeploymentManager:
         if existing is not None and existing.state is RunnerState.READY:
             return existing
         started = time.perf_counter()
-        model_version, predictor = await asyncio.to_thread(self._read, name, version)
+        try:
+            model_version, predictor = await asyncio.to_thread(self._read, name, version)
+        except StorageError as exc:
+            self.reachability.failed(exc)
+            raise RegistryUnavailableError(
+                f"cannot load {name}:{version} now: {exc.message}; the versions loaded here "
+                "keep serving, retry once the registry is back"
+            ) from exc
         # only now: a name the registry lacks must not linger as a deployment "still loading"
         deployment = self.deployments.setdefault(name, Deployment(name, None))
         batching = self.settings.batching_for(name)
@@ -275,6 +291,8 @@ class DeploymentManager:
         try:
             try:
                 runner = await self.load(name, version)
+            except RegistryUnavailableError:
+                raise  # not the version's fault: the watcher tries again next interval
             except Exception as exc:
                 message = exc.message if isinstance(exc, ShipyardError) else repr(exc)
                 log.error(
@@ -327,8 +345,12 @@ class DeploymentManager:
                 await self.rollouts.poll()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # the registry may be briefly unavailable: keep serving
+            except (StorageError, RegistryUnavailableError) as exc:
+                self.reachability.failed(exc)  # logged once per outage; keep serving
+            except Exception:
                 log.exception("could not follow the registry (alias moves, rollouts)")
+            else:
+                self.reachability.succeeded()
 
     async def _follow_aliases(self, failed: dict[tuple[str, int], int]) -> None:
         aliases = {d.follow for d in self.deployments.values() if d.follow}

@@ -38,8 +38,15 @@ class HealthRoutes:
     async def ready(
         self, scope: Scope, receive: Receive, send: Send, name: str, version: int | None
     ) -> None:
+        # Ready as long as the models are loaded, even while the registry is unreachable:
+        # every replica shares it, so failing readiness would take them all out of service
+        # at once although each can serve. The body says why new loads would fail.
         ready = self._manager.ready
-        await self._answer(scope, send, 200 if ready else 503, orjson.dumps({"ready": ready}))
+        body: dict[str, object] = {"ready": ready}
+        registry = self._manager.reachability.describe()
+        if registry is not None:
+            body["registry"] = registry
+        await self._answer(scope, send, 200 if ready else 503, orjson.dumps(body))
 
     async def server_metadata(
         self, scope: Scope, receive: Receive, send: Send, name: str, version: int | None

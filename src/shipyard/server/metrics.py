@@ -117,8 +117,13 @@ class _Rollout:
 class Metrics(Collector):
     """Every metric of one server, in its own registry (several servers can share a process)."""
 
-    def __init__(self, runners: Callable[[], Iterable[ModelRunner]]) -> None:
+    def __init__(
+        self,
+        runners: Callable[[], Iterable[ModelRunner]],
+        registry_reachable: Callable[[], bool] = lambda: True,
+    ) -> None:
         self._runners = runners
+        self._registry_reachable = registry_reachable
         mv = ("model", "version")
         self.requests = _Family(
             "shipyard_requests", "Inference requests by HTTP status.", (*mv, "status")
@@ -274,7 +279,13 @@ class Metrics(Collector):
             info.add_metric(
                 [*labels, runner.state.value, v.flavor, v.kind.value, v.artifact_digest[:12]], 1
             )
-        yield from (depth, in_flight, info)
+        reachable = GaugeMetricFamily(
+            "shipyard_registry_reachable",
+            "1 while the registry (database, artifact store) answered this replica's last "
+            "reload tick, 0 during an outage (loaded versions keep serving).",
+        )
+        reachable.add_metric([], 1.0 if self._registry_reachable() else 0.0)
+        yield from (depth, in_flight, info, reachable)
 
     def _rollout_families(self) -> Iterator[Metric]:
         weight = GaugeMetricFamily(
