@@ -14,6 +14,13 @@ statement. Between flushes the worker wakes every LOG_SECONDS to write the predi
 alone (see monitor/predictionlog.py).
 Anything failing in the worker is logged and the worker carries on: monitoring never fails
 a request.
+
+While the database is unreachable (a StorageError) the worker keeps what it has: an open
+window is not closed, so it goes on sketching (bounded memory) and is written, spanning the
+outage, at the first flush that goes through; the prediction log keeps at most
+``queue_requests`` requests per version, and the requests beyond it are counted
+(``shipyard_monitor_unlogged_predictions``: feedback cannot join them). Such a failure is
+logged once when the outage starts and once when it ends, not at every flush.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from shipyard.errors import StorageError
 from shipyard.monitor import drift
 from shipyard.monitor.evaluation import (
     Evaluation,
@@ -78,6 +86,8 @@ class LiveMonitor:
         self.backlog = Backlog(self.options.queue_requests)  # the taps' batches, to sketch
         self.retention = Retention(self.store, self.replica, self.options)
         self.failures = 0
+        self.storage_down: str | None = None  # why the database failed, during an outage
+        self._storage_failures = 0
         self._lock = threading.Lock()  # watched and flushes: the worker and flush_now callers
         self._stop = threading.Event()
         self._rng = np.random.default_rng()
@@ -158,9 +168,8 @@ class LiveMonitor:
                 evaluations = self.flush_now(upkeep=self.retention.due())
                 if self.on_evaluations is not None:
                     self.on_evaluations(evaluations)
-            except Exception:
-                self.failures += 1
-                log.exception("the monitor failed; it carries on")
+            except Exception as exc:
+                self._failed(exc, "the monitor failed; it carries on")
         try:
             self.flush_now(final=True)
         except Exception:
@@ -205,13 +214,13 @@ class LiveMonitor:
         self._drain()
         now = _now()
         evaluations = []
+        storage_failures = self._storage_failures
         with self._lock:
             for watched in self.watched.values():
                 try:
                     self._write(watched, now)
-                except Exception:  # one version's failure must not stop the others'
-                    self.failures += 1
-                    log.exception("writing the window of %s failed", watched.version.ref)
+                except Exception as exc:  # one version's failure must not stop the others'
+                    self._failed(exc, f"writing the window of {watched.version.ref} failed")
                     watched.log.bound()  # kept for the next flush, but bounded
             if upkeep:
                 self._upkeep(now)
@@ -219,10 +228,34 @@ class LiveMonitor:
                 try:
                     watched.evaluation.last = self._evaluate(watched, now, final)
                     evaluations.append(watched.evaluation.last)
-                except Exception:
-                    self.failures += 1
-                    log.exception("evaluating %s failed", watched.version.ref)
+                except Exception as exc:
+                    self._failed(exc, f"evaluating {watched.version.ref} failed")
+        if self.watched and self._storage_failures == storage_failures:
+            self._recovered()  # every version's evaluation read the database
         return evaluations
+
+    def _failed(self, exc: Exception, what: str) -> None:
+        """Count a failure and log it, with its traceback; a storage failure only when it
+        starts an outage."""
+        self.failures += 1
+        if not isinstance(exc, StorageError):
+            log.error("%s", what, exc_info=exc)
+            return
+        self._storage_failures += 1
+        if self.storage_down is None:
+            log.warning(
+                "%s: %s; the monitor keeps its open windows and up to %d logged requests per "
+                "version until the database is back",
+                what,
+                exc.message,
+                self.options.queue_requests,
+            )
+        self.storage_down = exc.message
+
+    def _recovered(self) -> None:
+        if self.storage_down is not None:
+            self.storage_down = None
+            log.info("the monitor's database is reachable again; what it kept is written")
 
     def _write(self, watched: Watched, now: datetime) -> None:
         window = watched.window
@@ -231,7 +264,6 @@ class LiveMonitor:
         requests = served - window.flushed_requests
         if requests > 0:
             latency = seconds - window.flushed_latency
-            window.flushed_requests, window.flushed_latency = served, seconds
             stats = {
                 "requests": requests,
                 "latency_mean_s": latency / requests,
@@ -247,6 +279,8 @@ class LiveMonitor:
             )
             recent = watched.evaluation.recent
             recent.add(self.store.add_window(watched.version, stored), stored, sketch)
+            # only once written: a failed write leaves these requests to the next window's
+            window.flushed_requests, window.flushed_latency = served, seconds
             if sketch is not None:
                 totals = window.quality_totals
                 for column, counts in quality_counts(sketch).items():
@@ -289,15 +323,13 @@ class LiveMonitor:
     def _upkeep(self, now: datetime) -> None:
         try:
             self.retention.prune(now)
-        except Exception:
-            self.failures += 1
-            log.exception("retention of the monitor's history failed")
+        except Exception as exc:
+            self._failed(exc, "retention of the monitor's history failed")
         for watched in self.watched.values():
             try:
                 self._compact(watched.version, now - COMPACT_AFTER)
-            except Exception:
-                self.failures += 1
-                log.exception("compacting the windows of %s failed", watched.version.ref)
+            except Exception as exc:
+                self._failed(exc, f"compacting the windows of {watched.version.ref} failed")
 
     def _compact(self, version: ModelVersion, before: datetime) -> None:
         self.retention.compact(version, before)
@@ -309,9 +341,8 @@ class LiveMonitor:
             for watched in self.watched.values():
                 try:
                     watched.log.write()
-                except Exception:
-                    self.failures += 1
-                    log.exception("writing the prediction log of %s failed", watched.version.ref)
+                except Exception as exc:
+                    self._failed(exc, f"writing the prediction log of {watched.version.ref} failed")
 
 
 def _joined(

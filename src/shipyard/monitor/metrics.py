@@ -102,7 +102,8 @@ class MonitorCollector(Collector):
         dropped.add_metric([], self.monitor.backlog.dropped)
         unlogged = CounterMetricFamily(
             "shipyard_monitor_unlogged_predictions",
-            "Requests answered beyond the prediction log's rate (feedback cannot join them).",
+            "Requests answered beyond the prediction log's rate, or beyond what it keeps while "
+            "the database is unreachable (feedback cannot join them).",
             labels=MV,
         )
         unsketched = CounterMetricFamily(
