@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import inspect
 
 from helpers import release_together
 from shipyard import Registry, Settings
+from shipyard.errors import StorageError
 from shipyard.registry import database
 from shipyard.registry.database import BUSY_TIMEOUT_MS, SCHEMA_HEAD, head_revision
 
@@ -165,3 +167,32 @@ def test_migrations_match_the_tables(registry: Registry) -> None:
     assert differences == []
     tables = set(inspect(registry.database.engine).get_table_names())
     assert {"monitor_profiles", "monitor_windows", "monitor_evaluations", "predictions"} <= tables
+
+
+# Databases that cannot be used: exit 9, what was tried named, no password, no traceback ----
+
+
+def _models_list(tmp_path: Path, url: str) -> Any:
+    from typer.testing import CliRunner
+
+    from shipyard.cli import app
+
+    env = {"SHIPYARD_HOME": str(tmp_path / "home"), "SHIPYARD_DB_URL": url}
+    return CliRunner().invoke(app, ["models", "list"], env=env)
+
+
+def test_an_unreachable_database_is_named_without_its_password(tmp_path: Path) -> None:
+    pytest.importorskip("psycopg", reason="the postgres extra is not installed")
+    result = _models_list(tmp_path, "postgresql+psycopg://shipyard:s3cret@127.0.0.1:9/registry")
+    assert result.exit_code == StorageError.exit_code
+    message = " ".join(result.output.split())
+    assert "cannot reach the metadata database" in message
+    assert "postgresql+psycopg://shipyard:***@127.0.0.1:9/registry" in message
+    assert "s3cret" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_a_database_url_of_an_unknown_scheme(tmp_path: Path) -> None:
+    result = _models_list(tmp_path, "mongodb://db.example/registry")
+    assert result.exit_code == StorageError.exit_code
+    assert "cannot use the database URL 'mongodb://db.example/registry'" in result.output

@@ -1,14 +1,19 @@
 """The metadata database on a real PostgreSQL (Debian's server, started per test session by
 tests/postgres_server.py): migrations under an advisory lock, concurrent registrations from
-several processes, the connection pool from the settings."""
+several processes, the connection pool from the settings, writers that conflict run again."""
 
 from __future__ import annotations
 
 import textwrap
+import threading
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
+from sqlalchemy.orm import Session
 
 from helpers import release_together
 from shipyard import Registry, Settings
@@ -81,3 +86,86 @@ def test_the_pool_is_sized_from_the_settings(tmp_path: Path, postgres_url: str) 
         pool = registry.database.engine.pool
         assert pool.size() == 3  # type: ignore[attr-defined]
         assert pool._pre_ping  # type: ignore[attr-defined]  # a restarted server is noticed
+
+
+# Writers that conflict are run again ----------------------------------------------------
+
+
+def _two_models(registry: Registry) -> tuple[int, int]:
+    from shipyard.registry.schema import ModelRow
+    from shipyard.registry.store import utcnow
+
+    def create(session: Session) -> tuple[int, int]:
+        rows = [ModelRow(name=n, created_at=utcnow(), created_by="test") for n in ("a", "b")]
+        session.add_all(rows)
+        session.flush()
+        return rows[0].id, rows[1].id
+
+    return registry.database.write(create)
+
+
+def _lock(session: Session, model_id: int) -> None:
+    session.execute(text("SELECT id FROM models WHERE id = :id FOR UPDATE"), {"id": model_id})
+
+
+def test_a_writer_chosen_as_a_deadlock_victim_runs_again(tmp_path: Path, postgres_url: str) -> None:
+    """Two writers lock two rows in opposite orders; PostgreSQL aborts one (40P01) and the
+    database runs it again, so both complete."""
+    with Registry(Settings(home=tmp_path / "home", db_url=postgres_url)) as registry:
+        first_id, second_id = _two_models(registry)
+        both_hold_one = threading.Barrier(2, timeout=30)
+        runs: Counter[str] = Counter()
+
+        def writer(name: str, order: tuple[int, int]) -> Callable[[Session], str]:
+            def work(session: Session) -> str:
+                runs[name] += 1
+                session.execute(text("SET LOCAL deadlock_timeout = '100ms'"))
+                _lock(session, order[0])
+                if runs[name] == 1:
+                    both_hold_one.wait()
+                _lock(session, order[1])
+                return name
+
+            return work
+
+        with ThreadPoolExecutor(2) as pool:
+            left = pool.submit(registry.database.write, writer("left", (first_id, second_id)))
+            right = pool.submit(registry.database.write, writer("right", (second_id, first_id)))
+            assert (left.result(60), right.result(60)) == ("left", "right")
+        assert sorted(runs.values()) == [1, 2]  # exactly one was aborted and run again
+
+
+def test_a_serialization_failure_runs_again(tmp_path: Path, postgres_url: str) -> None:
+    """Two SERIALIZABLE writers read and rewrite one row at once: one is aborted (40001) at
+    its commit and run again on the other's result, so no increment is lost."""
+    with Registry(Settings(home=tmp_path / "home", db_url=postgres_url)) as registry:
+        model_id, _ = _two_models(registry)
+        both_read = threading.Barrier(2, timeout=30)
+        runs: Counter[str] = Counter()
+
+        def increment(name: str) -> Callable[[Session], None]:
+            def work(session: Session) -> None:
+                runs[name] += 1
+                session.connection(execution_options={"isolation_level": "SERIALIZABLE"})
+                current = session.execute(
+                    text("SELECT description FROM models WHERE id = :id"), {"id": model_id}
+                ).scalar()
+                if runs[name] == 1:
+                    both_read.wait()
+                session.execute(
+                    text("UPDATE models SET description = :d WHERE id = :id"),
+                    {"d": str(int(current or 0) + 1), "id": model_id},
+                )
+
+            return work
+
+        with ThreadPoolExecutor(2) as pool:
+            done = [pool.submit(registry.database.write, increment(n)) for n in ("one", "two")]
+            for future in done:
+                future.result(60)
+        with registry.database.session() as session:
+            final = session.execute(
+                text("SELECT description FROM models WHERE id = :id"), {"id": model_id}
+            ).scalar()
+        assert final == "2"
+        assert sorted(runs.values()) == [1, 2]

@@ -9,12 +9,14 @@ recognised by one query, so a short command (``shipyard runs list``) does not pa
 from __future__ import annotations
 
 import json
+import random
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import orjson
 from filelock import FileLock
@@ -28,7 +30,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 
-from shipyard.errors import InvalidInputError, StorageError
+from shipyard.errors import StorageError
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -38,6 +40,14 @@ SCHEMA_HEAD = "0006"  # the newest migration's revision; a test pins it to Alemb
 BUSY_TIMEOUT_MS = 30_000
 MIGRATION_LOCK_KEY = 0x5348495059415244  # pg_advisory_lock's key: "SHIPYARD" in ASCII
 MIGRATION_LOCK_TIMEOUT_S = 120
+
+# A writer aborted for a conflict runs again, up to WRITE_ATTEMPTS times in all.
+# 40001 serialization_failure, 40P01 deadlock_detected (PostgreSQL's SQLSTATEs).
+CONFLICT_SQLSTATES = frozenset({"40001", "40P01"})
+WRITE_ATTEMPTS = 6
+WRITE_BACKOFF_S = 0.01
+
+T = TypeVar("T")
 
 _upgraded: set[str] = set()  # URLs known to be at head in this process
 _upgraded_lock = threading.Lock()
@@ -107,6 +117,12 @@ class Database(Protocol):
         a failure of the database itself comes out as a StorageError."""
         ...
 
+    def write(self, work: Callable[[Session], T]) -> T:
+        """``work`` in a transaction of its own, run again from the start when the database
+        aborts it for a conflict with another writer (a serialization failure, a deadlock,
+        SQLite's busy lock); a StorageError when it still fails."""
+        ...
+
     def current_revision(self) -> str | None: ...
 
     def upgrade(self) -> str:
@@ -118,6 +134,28 @@ class Database(Protocol):
         ...
 
     def dispose(self) -> None: ...
+
+
+def safe_url(url: str) -> str:
+    """The URL as errors and logs may show it: the password masked."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.split("@", 1)[-1] if "@" in url else url
+
+
+def _conflict(exc: OperationalError) -> bool:
+    """Whether the database aborted the transaction for a conflict that a retry resolves."""
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate in CONFLICT_SQLSTATES:
+        return True
+    return "database is locked" in str(exc.orig)  # SQLite, past its busy timeout
+
+
+def _reason(exc: SQLAlchemyError) -> str:
+    """The driver's own words, on one line, without SQLAlchemy's "background" link."""
+    original = getattr(exc, "orig", None)
+    return " ".join(str(original if original is not None else exc).split())
 
 
 class SqlDatabase:
@@ -141,13 +179,36 @@ class SqlDatabase:
             )
             self.engine = create_engine(url, json_serializer=json_text, **pool)
         except (ArgumentError, NoSuchModuleError, ImportError) as exc:
-            raise InvalidInputError(
-                f"cannot use the database URL {url!r} (SHIPYARD_DB_URL): {exc}"
+            raise StorageError(
+                f"cannot use the database URL {safe_url(url)!r} (SHIPYARD_DB_URL): {exc}"
             ) from None
         self.dialect = self.engine.dialect.name
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def write(self, work: Callable[[Session], T]) -> T:
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            session = self._sessions()
+            try:
+                result = work(session)
+                session.commit()
+                return result
+            except OperationalError as exc:
+                session.rollback()
+                if attempt == WRITE_ATTEMPTS or not _conflict(exc):
+                    raise StorageError(
+                        f"the metadata database {safe_url(self.url)} failed: {_reason(exc)}"
+                    ) from exc
+            except BaseException:
+                session.rollback()
+                raise
+            finally:
+                session.close()
+            # Backing off by a random share of a growing pause keeps two writers that
+            # collided from colliding again in step.
+            time.sleep(random.uniform(0, WRITE_BACKOFF_S * 2**attempt))
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -157,7 +218,9 @@ class SqlDatabase:
             session.commit()
         except OperationalError as exc:
             session.rollback()
-            raise StorageError(f"the metadata database failed: {exc.orig}") from exc
+            raise StorageError(
+                f"the metadata database {safe_url(self.url)} failed: {_reason(exc)}"
+            ) from exc
         except BaseException:
             session.rollback()
             raise
@@ -170,8 +233,14 @@ class SqlDatabase:
         try:
             with self.engine.connect() as conn:
                 return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-        except (OperationalError, ProgrammingError):  # no alembic_version table: a new database
+        except ProgrammingError:  # no alembic_version table (PostgreSQL): a new database
             return None
+        except OperationalError as exc:
+            if "no such table" in str(exc.orig):  # SQLite's way of saying the same
+                return None
+            raise StorageError(
+                f"cannot reach the metadata database {safe_url(self.url)}: {_reason(exc)}"
+            ) from exc
 
     def upgrade(self) -> str:
         from alembic import command
@@ -185,7 +254,7 @@ class SqlDatabase:
                         command.upgrade(config, "head")
         except SQLAlchemyError as exc:
             raise StorageError(
-                f"could not migrate the metadata database {self.url}: {exc}"
+                f"could not migrate the metadata database {safe_url(self.url)}: {_reason(exc)}"
             ) from exc
         with _upgraded_lock:
             _upgraded.add(self.url)

@@ -64,11 +64,14 @@ class LeaseStore:
     def renew(self, lease: Lease, ttl_s: float) -> Lease:
         """Extend a lease still held under its token; LeaseLostError once it is not."""
         _check_ttl(ttl_s)
-        with self.database.session() as session:
+
+        def extend(session: Session) -> Lease:
             row = self.check(session, lease)
             row.expires_at = utcnow() + timedelta(seconds=ttl_s)
             session.flush()
             return _lease(row)
+
+        return self.database.write(extend)
 
     def release(self, lease: Lease) -> None:
         """Give the lease up at once, so another may take it without waiting it out."""

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, delete, func, select, text, update
+from sqlalchemy.orm import Session
 
 from shipyard.registry.database import Database
 from shipyard.registry.domain import ModelVersion
@@ -87,11 +88,14 @@ class MonitorStore:
 
     def add_window(self, version: ModelVersion, window: StoredWindow) -> int:
         """Store a window; returns its id."""
-        with self.database.session() as session:
+
+        def insert(session: Session) -> int:
             row = _window_row(_version_id(session, version), window)
             session.add(row)
             session.flush()
             return int(row.id)
+
+        return self.database.write(insert)
 
     def windows(
         self,
@@ -136,9 +140,12 @@ class MonitorStore:
 
     def replace_windows(self, version: ModelVersion, ids: list[int], merged: StoredWindow) -> None:
         """Swap several windows for their merge, in one transaction (readers see either)."""
-        with self.database.session() as session:
+
+        def swap(session: Session) -> None:
             session.execute(delete(WindowRow).where(WindowRow.id.in_(ids)))
             session.add(_window_row(_version_id(session, version), merged))
+
+        self.database.write(swap)
 
     def prune_history(self, before: datetime) -> None:
         """Drop windows and evaluations that ended before ``before`` (retention)."""
@@ -176,7 +183,8 @@ class MonitorStore:
         batch = list(predictions)
         if not batch:
             return
-        with self.database.session() as session:
+
+        def insert(session: Session) -> None:
             version_id = _version_id(session, version)
             # label and labelled_at are left to their default, NULL: nothing to encode
             rows = [
@@ -195,6 +203,8 @@ class MonitorStore:
                 }
                 session.execute(_multirow_insert(dialect, size), params)
                 start += size
+
+        self.database.write(insert)
 
     def set_labels(self, name: str, labels: dict[str, Any]) -> LabelOutcome:
         """Attach ground truth to logged predictions of model ``name`` by request id."""
