@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-EXTRAS := sklearn,torch,hf,keras,postgres,ray,dev
+EXTRAS := sklearn,torch,hf,keras,postgres,s3,ray,dev
 
 .PHONY: venv demo test lint typecheck unit prometheus postgres bench bench-monitor clean
 

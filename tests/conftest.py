@@ -33,6 +33,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         databases = ("sqlite",)
     if databases and "database" in metafunc.fixturenames:
         metafunc.parametrize("database", databases, indirect=True)
+    # Likewise ARTIFACT_STORES = ("folder", "s3") for where the artifacts are kept.
+    stores = getattr(metafunc.module, "ARTIFACT_STORES", None)
+    if metafunc.definition.get_closest_marker("folder_only"):
+        stores = ("folder",)
+    if stores and "artifact_store" in metafunc.fixturenames:
+        metafunc.parametrize("artifact_store", stores, indirect=True)
 
 
 @pytest.fixture
@@ -46,8 +52,18 @@ def database(request: pytest.FixtureRequest) -> str | None:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database: str | None) -> Settings:
-    return Settings(home=tmp_path / "home", db_url=database)
+def artifact_store(request: pytest.FixtureRequest) -> str | None:
+    """The artifact URL of `settings`: None for the folder under the home, else a new bucket
+    on the session's S3 server."""
+    if getattr(request, "param", "folder") == "folder":
+        return None
+    url: str = request.getfixturevalue("s3_url")
+    return url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database: str | None, artifact_store: str | None) -> Settings:
+    return Settings(home=tmp_path / "home", db_url=database, artifact_url=artifact_store)
 
 
 @pytest.fixture
@@ -287,3 +303,27 @@ def postgres_url(postgres_cluster: Any) -> str:
     """A new, empty PostgreSQL database for this test."""
     url: str = postgres_cluster.new_database()
     return url
+
+
+# A real S3 API (moto's server on a free port): one per session, a new bucket per test ------
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[Any]:
+    pytest.importorskip("moto", reason="moto[server] (the dev extra) is not installed")
+    from s3_server import S3Server
+
+    server = S3Server()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_url(s3_server: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``s3://<a new bucket>/artifacts``, with the environment pointing clients at it."""
+    for key, value in s3_server.environment().items():
+        monkeypatch.setenv(key, value)
+    return f"s3://{s3_server.new_bucket()}/artifacts"

@@ -50,6 +50,13 @@ def blob_files(settings: Settings) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
 
 
+def stored_digests(settings: Settings) -> list[str]:
+    """The digest of every blob in the artifact store ``settings`` chooses (folder or bucket)."""
+    from shipyard.registry.backends import open_artifacts
+
+    return sorted(blob.digest for blob in open_artifacts(settings).list_blobs())
+
+
 def tmp_files(settings: Settings) -> list[Path]:
     """Everything left in the artifact store's tmp/ folder."""
     root = settings.artifacts_dir / "tmp"

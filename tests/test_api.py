@@ -14,6 +14,7 @@ from shipyard.errors import InvalidInputError, InvalidNameError
 from shipyard.formats import RegistrationOptions
 
 DATABASES = ("sqlite", "postgresql")  # each test on both (tests/conftest.py)
+ARTIFACT_STORES = ("folder", "s3")  # and with its artifacts in each
 
 
 def test_without_registry_or_settings_the_environment_names_the_home(

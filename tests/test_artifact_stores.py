@@ -7,6 +7,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,8 +52,23 @@ def _memory() -> Subject:
     return Subject(store, tamper)
 
 
-@pytest.fixture(params=["folder", "memory"])
+def _bucket(url: str, s3_server: Any, cache: Path) -> Subject:
+    from shipyard.registry.s3_store import S3ArtifactStore
+
+    store = S3ArtifactStore(url, cache)
+
+    def tamper(digest: str, data: bytes) -> None:
+        s3_server.client().put_object(Bucket=store.bucket, Key=store.key(digest), Body=data)
+        store.cache.remove([digest])  # as on a host that has not read it yet
+
+    return Subject(store, tamper)
+
+
+@pytest.fixture(params=["folder", "memory", "s3"])
 def subject(request: pytest.FixtureRequest, tmp_path: Path) -> Subject:
+    if request.param == "s3":
+        url = request.getfixturevalue("s3_url")
+        return _bucket(url, request.getfixturevalue("s3_server"), tmp_path / "cache")
     return _folder(tmp_path / "artifacts") if request.param == "folder" else _memory()
 
 
@@ -82,6 +98,16 @@ def test_exists_and_remove(subject: Subject) -> None:
     assert store.exists(digest)
     store.remove([digest, "0" * 64])  # a digest the store never held is no error
     assert not store.exists(digest)
+
+
+def test_list_blobs_sees_what_is_stored(subject: Subject) -> None:
+    store = subject.store
+    assert list(store.list_blobs()) == []
+    kept, gone = store.put_bytes(b"kept"), store.put_bytes(b"gone")
+    store.remove([gone.digest])
+    listed = list(store.list_blobs())
+    assert [(b.digest, b.size) for b in listed] == [(kept.digest, 4)]
+    assert listed[0].modified.tzinfo is not None
 
 
 def test_read_verified_and_verify(subject: Subject) -> None:

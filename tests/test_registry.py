@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import shipyard
-from helpers import blob_files, tiny_expected
+from helpers import stored_digests, tiny_expected
 from shipyard import Registry, Settings
 from shipyard.errors import (
     AliasNotFoundError,
@@ -22,6 +22,7 @@ from shipyard.errors import (
 from shipyard.registry import ArtifactFile, ModelRef, ModelVersion, NewVersion, VersionStatus
 
 DATABASES = ("sqlite", "postgresql")  # each test on both (tests/conftest.py)
+ARTIFACT_STORES = ("folder", "s3")  # and with its artifacts in each
 
 
 def _reference(tmp_path: Path, name: str, seed: int) -> Path:
@@ -300,17 +301,17 @@ def test_delete_keeps_shared_blobs(
     assert model_1.digest == model_2.digest  # same content, stored once
     assert ref_1.digest != ref_2.digest
     assert first.artifact_digest != second.artifact_digest
-    assert len(blob_files(settings)) == 5  # one model, two references, two manifests
+    assert len(stored_digests(settings)) == 5  # one model, two references, two manifests
 
     registry.delete_version("tiny:1")
-    remaining = {p.name for p in blob_files(settings)}
+    remaining = set(stored_digests(settings))
     assert remaining == {model_1.digest, ref_2.digest, second.artifact_digest}
     registry.verify("tiny:2")
     x = np.ones((2, 3))
     assert np.allclose(shipyard.load("tiny:2", registry=registry).predict(x)["y"], tiny_expected(x))
 
     registry.delete_version("tiny:2")
-    assert blob_files(settings) == []
+    assert stored_digests(settings) == []
 
 
 def test_identical_registrations_share_everything(
@@ -320,12 +321,12 @@ def test_identical_registrations_share_everything(
     second = shipyard.register(tiny_onnx_path, "tiny", registry=registry)
     assert first.artifact_digest == second.artifact_digest
     assert first.files == second.files
-    assert len(blob_files(settings)) == 2  # model.onnx and the manifest
+    assert len(stored_digests(settings)) == 2  # model.onnx and the manifest
     registry.delete_version("tiny:1")
-    assert len(blob_files(settings)) == 2
+    assert len(stored_digests(settings)) == 2
     registry.verify("tiny:2")
     registry.delete_version("tiny:2")
-    assert blob_files(settings) == []
+    assert stored_digests(settings) == []
     with pytest.raises(VersionNotFoundError, match="'tiny' has no versions"):
         registry.get_version("tiny")
 

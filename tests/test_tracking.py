@@ -19,6 +19,7 @@ from shipyard.errors import ConflictError, InvalidInputError, NotFoundError
 from shipyard.tracking.run import FLUSH_POINTS
 
 DATABASES = ("sqlite", "postgresql")  # each test on both (tests/conftest.py)
+ARTIFACT_STORES = ("folder", "s3")  # and with its artifacts in each
 
 
 def _inserts_into(registry: Registry, table: str) -> list[int]:

@@ -167,6 +167,12 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL; defaults to SQLite at $SHIPYARD_HOME/shipyard.db. "
         "PostgreSQL: postgresql+psycopg://user@host:port/db (the postgres extra).",
     )
+    artifact_url: str | None = Field(
+        default=None,
+        description="Where artifacts are kept: a folder (a path or file:///path; default "
+        "$SHIPYARD_HOME/artifacts) or s3://bucket/prefix (the s3 extra; the endpoint from "
+        "AWS_ENDPOINT_URL, credentials from the standard AWS chain).",
+    )
     db_pool_size: int = Field(
         default=5, ge=1, description="Connections kept open to a server database (PostgreSQL)."
     )
@@ -265,3 +271,8 @@ class Settings(BaseSettings):
     @property
     def artifacts_dir(self) -> Path:
         return self.home / "artifacts"
+
+    @property
+    def artifact_cache_dir(self) -> Path:
+        """Where blobs from a remote store are kept once downloaded."""
+        return self.home / "cache" / "artifacts"

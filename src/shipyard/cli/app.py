@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "monitor": ("monitor", "app"),
     "rollout": ("rollout", "app"),
     "runs": ("runs", "app"),
+    "gc": ("gc", "gc"),
 }
 
 

@@ -9,6 +9,7 @@ import typer
 import shipyard
 from shipyard.cli.app import settings_of
 from shipyard.cli.output import (
+    JSON_OPTION,
     console,
     facts,
     human_size,
@@ -26,8 +27,6 @@ from shipyard.registry.lineage import Lineage, lineage_of
 app = typer.Typer(
     help="Register and manage model versions.", no_args_is_help=True, add_completion=False
 )
-
-JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead of a table.")
 
 
 def _pairs(values: list[str], what: str) -> dict[str, str]:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import typer
 from rich.console import Console, ConsoleDimensions
 from rich.progress import (
     BarColumn,
@@ -32,6 +33,8 @@ from shipyard.registry import ProgressFactory, plain, quiet_progress
 # line we print, so that a table is as wide as its content and a message stays on one line
 # (a log is read by grep and by scrolling sideways, never by a terminal's width).
 UNBOUNDED_WIDTH = 4096
+
+JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead of a table.")
 
 
 class FittedConsole(Console):

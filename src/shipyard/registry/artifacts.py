@@ -4,18 +4,19 @@ they all share.
 A blob is named by the sha256 of its content. A version's manifest (logical file name ->
 digest and size) is itself a blob; its digest is the version's artifact digest. Every read
 verifies the content against its digest and fails with the same errors, naming the file,
-whatever holds the bytes: a local folder (``FolderArtifactStore``, the default) or memory
-(``MemoryArtifactStore``, for tests).
+whatever holds the bytes: a local folder (``FolderArtifactStore``, the default), an S3
+bucket (``S3ArtifactStore``) or memory (``MemoryArtifactStore``, for tests).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, NamedTuple, Protocol
 
 from shipyard.errors import ArtifactNotFoundError, IntegrityError
 from shipyard.registry.domain import ArtifactFile
@@ -39,6 +40,14 @@ class StoredBlob:
     created: bool  # False when identical content was already stored
 
 
+class BlobInfo(NamedTuple):
+    """One stored blob, as a listing sees it (for ``shipyard gc``)."""
+
+    digest: str
+    size: int
+    modified: datetime
+
+
 class ArtifactStore(Protocol):
     """Immutable blobs by digest; ``name`` is the logical file name that errors report."""
 
@@ -60,6 +69,10 @@ class ArtifactStore(Protocol):
 
     def remove(self, digests: Iterable[str]) -> None:
         """Drop these blobs; one that is not there is no error."""
+        ...
+
+    def list_blobs(self) -> Iterator[BlobInfo]:
+        """Every blob the store holds (manifests included)."""
         ...
 
 

@@ -11,16 +11,19 @@ once both it and its folder are synced to disk.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
 from shipyard.errors import StorageError
 from shipyard.registry.artifacts import (
     CHUNK,
+    BlobInfo,
     ProgressCallback,
     StoredBlob,
     check_digest,
@@ -53,8 +56,9 @@ class FolderArtifactStore:
     def put_bytes(self, data: bytes) -> StoredBlob:
         digest = hashlib.sha256(data).hexdigest()
         if self.exists(digest):
+            _touch(self.blob_path(digest))
             return StoredBlob(digest, len(data), created=False)
-        return self._write(lambda out: out.write(data), digest, len(data))
+        return self.write(lambda out: out.write(data), digest)
 
     def _put_stream(self, fh: BinaryIO, progress: ProgressCallback) -> StoredBlob:
         hasher = hashlib.sha256()
@@ -76,17 +80,29 @@ class FolderArtifactStore:
             raise StorageError(f"could not write an artifact under {self.root}: {exc}") from exc
         return StoredBlob(digest, size, created)
 
-    def _write(self, writer: Callable[[BinaryIO], object], digest: str, size: int) -> StoredBlob:
+    def write(
+        self,
+        writer: Callable[[BinaryIO], object],
+        digest: str,
+        before_publish: Callable[[], None] = lambda: None,
+    ) -> StoredBlob:
+        """Publish what ``writer`` writes as the blob ``digest``, once ``before_publish``
+        (which may raise, e.g. when the bytes turn out not to hash to ``digest``) allows it."""
         tmp = self._new_tmp()
         try:
             with os.fdopen(tmp[0], "wb") as out:
                 writer(out)
                 out.flush()
                 os.fsync(out.fileno())
+                size = out.tell()
+            before_publish()
             created = self._publish(Path(tmp[1]), digest)
         except OSError as exc:
             Path(tmp[1]).unlink(missing_ok=True)
             raise StorageError(f"could not write an artifact under {self.root}: {exc}") from exc
+        except BaseException:
+            Path(tmp[1]).unlink(missing_ok=True)
+            raise
         return StoredBlob(digest, size, created)
 
     def _new_tmp(self) -> tuple[int, str]:
@@ -100,6 +116,7 @@ class FolderArtifactStore:
         final = self.blob_path(digest)
         if final.is_file():
             tmp.unlink()
+            _touch(final)
             return False
         final.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(tmp, 0o444)
@@ -128,6 +145,23 @@ class FolderArtifactStore:
     def remove(self, digests: Iterable[str]) -> None:
         for digest in digests:
             self.blob_path(digest).unlink(missing_ok=True)
+
+    def list_blobs(self) -> Iterator[BlobInfo]:
+        if not self._blobs.is_dir():
+            return
+        for path in self._blobs.glob("*/*"):
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue  # removed while listing
+            yield BlobInfo(path.name, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC))
+
+
+def _touch(blob: Path) -> None:
+    """Mark a blob just reused as young, so that a collection running now leaves it to the
+    registration about to name it."""
+    with contextlib.suppress(OSError):  # a read-only store: collection relies on min age alone
+        os.utime(blob)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -7,10 +7,12 @@ naming the file) without a disk; ``blobs`` is open so that a test can tamper wit
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 from shipyard.registry.artifacts import (
+    BlobInfo,
     ProgressCallback,
     StoredBlob,
     missing,
@@ -24,6 +26,7 @@ class MemoryArtifactStore:
 
     def __init__(self) -> None:
         self.blobs: dict[str, bytes] = {}
+        self.stored_at: dict[str, datetime] = {}
 
     def location(self, digest: str) -> str:
         return f"memory:sha256/{digest}"
@@ -40,6 +43,7 @@ class MemoryArtifactStore:
         digest = hashlib.sha256(data).hexdigest()
         created = digest not in self.blobs
         self.blobs.setdefault(digest, bytes(data))
+        self.stored_at.setdefault(digest, datetime.now(UTC))
         return StoredBlob(digest, len(data), created)
 
     def read_verified(self, digest: str, name: str) -> bytes:
@@ -55,3 +59,8 @@ class MemoryArtifactStore:
     def remove(self, digests: Iterable[str]) -> None:
         for digest in digests:
             self.blobs.pop(digest, None)
+            self.stored_at.pop(digest, None)
+
+    def list_blobs(self) -> Iterator[BlobInfo]:
+        for digest, data in list(self.blobs.items()):
+            yield BlobInfo(digest, len(data), self.stored_at.get(digest, datetime.now(UTC)))

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy.exc
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from shipyard.errors import (
     AliasNotFoundError,
@@ -35,6 +38,7 @@ from shipyard.registry.domain import (
     NewVersion,
     VersionStatus,
 )
+from shipyard.registry.garbage import DEFAULT_MIN_AGE, Collection, collect_garbage
 from shipyard.registry.leases import LeaseStore
 from shipyard.registry.monitoring import MonitorStore
 from shipyard.registry.names import ModelRef, validate_name
@@ -236,57 +240,57 @@ class Registry:
         digest: str,
         alias: str | None,
     ) -> ModelVersion:
+        def insert(session: Session) -> ModelVersion:
+            # The model's row, locked: concurrent registrations of one model take
+            # their numbers one after another (SQLite's write lock does the same).
+            model = session.scalar(select(ModelRow).where(ModelRow.name == name).with_for_update())
+            if model is None:
+                model = ModelRow(
+                    name=name,
+                    description=new.description,
+                    created_at=store.utcnow(),
+                    created_by=self.actor,
+                )
+                session.add(model)
+                session.flush()
+            number = store.next_version_number(session, model)
+            row = VersionRow(
+                model=model,
+                version=number,
+                status=VersionStatus.READY.value,
+                flavor=new.flavor,
+                kind=new.kind.value,
+                artifact_digest=digest,
+                signature=new.signature.to_dict(),
+                input_example=new.input_example,
+                metrics=dict(new.metrics),
+                tags=dict(new.tags),
+                conversion=dict(new.conversion),
+                run_id=new.run_id,
+                parent_version=new.parent_version,
+                created_at=store.utcnow(),
+                created_by=self.actor,
+                files=[FileRow(path=f.path, digest=f.digest, size=f.size) for f in files],
+            )
+            session.add(row)
+            session.flush()
+            store.add_event(
+                session,
+                name,
+                "version.registered",
+                actor=self.actor,
+                to_version=number,
+                details={"flavor": new.flavor, "artifact_digest": digest},
+            )
+            aliases: list[str] = []
+            if alias is not None:
+                self._move_alias(session, model, alias, row, reason="set at registration")
+                aliases.append(alias)
+            return store.to_version(row, aliases)
+
         for _ in range(VERSION_RACE_RETRIES):
             try:
-                with self.database.session() as session:
-                    # The model's row, locked: concurrent registrations of one model take
-                    # their numbers one after another (SQLite's write lock does the same).
-                    model = session.scalar(
-                        select(ModelRow).where(ModelRow.name == name).with_for_update()
-                    )
-                    if model is None:
-                        model = ModelRow(
-                            name=name,
-                            description=new.description,
-                            created_at=store.utcnow(),
-                            created_by=self.actor,
-                        )
-                        session.add(model)
-                        session.flush()
-                    number = store.next_version_number(session, model)
-                    row = VersionRow(
-                        model=model,
-                        version=number,
-                        status=VersionStatus.READY.value,
-                        flavor=new.flavor,
-                        kind=new.kind.value,
-                        artifact_digest=digest,
-                        signature=new.signature.to_dict(),
-                        input_example=new.input_example,
-                        metrics=dict(new.metrics),
-                        tags=dict(new.tags),
-                        conversion=dict(new.conversion),
-                        run_id=new.run_id,
-                        parent_version=new.parent_version,
-                        created_at=store.utcnow(),
-                        created_by=self.actor,
-                        files=[FileRow(path=f.path, digest=f.digest, size=f.size) for f in files],
-                    )
-                    session.add(row)
-                    session.flush()
-                    store.add_event(
-                        session,
-                        name,
-                        "version.registered",
-                        actor=self.actor,
-                        to_version=number,
-                        details={"flavor": new.flavor, "artifact_digest": digest},
-                    )
-                    aliases: list[str] = []
-                    if alias is not None:
-                        self._move_alias(session, model, alias, row, reason="set at registration")
-                        aliases.append(alias)
-                    return store.to_version(row, aliases)
+                return self.database.write(insert)
             except sqlalchemy.exc.IntegrityError:
                 continue  # another writer took this version number (or model name): try again
         raise StorageError(f"could not allocate a version number for {name!r}: too much contention")
@@ -296,7 +300,8 @@ class Registry:
     ) -> ModelVersion:
         """Point ``name@alias`` at ``version`` and record the move."""
         validate_name(alias, "alias name")
-        with self.database.session() as session:
+
+        def move(session: Session) -> ModelVersion:
             model = store.model_row(session, validate_name(name))
             row = store.version_row(session, model, version)
             if row.status != VersionStatus.READY.value:
@@ -306,6 +311,8 @@ class Registry:
             self._move_alias(session, model, alias, row, reason=reason)
             aliases = store.aliases_by_version(session, model.id).get(row.version)
             return store.to_version(row, aliases)
+
+        return self.database.write(move)
 
     def _move_alias(
         self, session: Any, model: ModelRow, alias: str, row: VersionRow, *, reason: str | None
@@ -388,6 +395,12 @@ class Registry:
         self._discard_unreferenced([f.digest for f in version.files] + [version.artifact_digest])
         return version
 
+    def collect_garbage(
+        self, *, min_age: timedelta = DEFAULT_MIN_AGE, dry_run: bool = False
+    ) -> Collection:
+        """Remove the blobs nothing references and that are older than ``min_age``."""
+        return collect_garbage(self.database, self.artifacts, min_age=min_age, dry_run=dry_run)
+
     def _discard_unreferenced(self, digests: list[str]) -> None:
         if not digests:
             return
@@ -396,7 +409,10 @@ class Registry:
                 used = store.referenced_digests(session, set(digests))
         except Exception:
             return  # cannot tell what is shared: keep the blobs rather than risk breaking a version
-        self.artifacts.remove(d for d in digests if d not in used)
+        # A store that fails now (the reason we are cleaning up, often) keeps the blobs for
+        # `shipyard gc`; the caller hears the first failure, not this one.
+        with contextlib.suppress(StorageError):
+            self.artifacts.remove(d for d in digests if d not in used)
 
 
 @contextmanager
