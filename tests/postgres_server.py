@@ -1,6 +1,7 @@
 """A real PostgreSQL for the tests: Debian's server binaries (scripts/install-postgres.sh),
 a cluster made by initdb in a temp dir, started by pg_ctl on a free port, stopped by its
-postmaster's PID. initdb refuses to run as root, so as root the cluster belongs to the
+postmaster's PID; ``halt`` and ``resume`` take it down and back up on the same port and data,
+as a database outage would. initdb refuses to run as root, so as root the cluster belongs to the
 ``postgres`` user."""
 
 from __future__ import annotations
@@ -52,9 +53,22 @@ class PostgresCluster:
 
     def start(self) -> None:
         self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8")
+        self.resume()
+
+    def resume(self) -> None:
+        """Start the server (again) on its port and data folder; returns once it accepts."""
         options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
         log = str(self.folder / "server.log")
         self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", log, "-w", "start")
+
+    def halt(self) -> None:
+        """Stop the server as an outage would: a fast shutdown cuts every client off; the
+        data and the port stay for ``resume``."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    @property
+    def running(self) -> bool:
+        return (self.data / "postmaster.pid").exists()
 
     @property
     def pid(self) -> int:
