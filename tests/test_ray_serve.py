@@ -193,11 +193,15 @@ def test_replicas_follow_an_alias_move_in_the_registry(
 
 
 def test_cli_engine_ray_serves_until_sigterm(ray_registry: Registry, tmp_path: Path) -> None:
+    # its own local cluster, on Ray Serve's HAProxy ingress (the in-process tests above go
+    # through Ray's default HTTP proxy)
     server = ServeProcess(
         ray_registry.settings.home,
         tmp_path,
         "--engine",
         "ray",
+        "--ray-ingress",
+        "haproxy",
         "--model",
         "tiny",
         "--replica-cpus",
@@ -276,3 +280,14 @@ def test_autoscale_bounds() -> None:
         }
     }
     assert RayOptions(num_replicas=3).scaling(max_batch_size=32) == {"num_replicas": 3}
+
+
+def test_haproxy_ingress_gets_its_own_files_and_ports(tmp_path: Path) -> None:
+    assert ray_engine.ingress_environment("proxy", str(tmp_path)) == {}
+    first = ray_engine.ingress_environment("haproxy", str(tmp_path / "a"))
+    second = ray_engine.ingress_environment("haproxy", str(tmp_path / "b"))
+    assert first["RAY_SERVE_ENABLE_HA_PROXY"] == first["RAY_SERVE_ENABLE_DIRECT_INGRESS"] == "1"
+    assert first["RAY_SERVE_HAPROXY_SOCKET_PATH"].startswith(str(tmp_path / "a"))
+    assert first["RAY_SERVE_HAPROXY_SOCKET_PATH"] != second["RAY_SERVE_HAPROXY_SOCKET_PATH"]
+    with pytest.raises(InvalidInputError):
+        ray_engine.ingress_environment("nginx", str(tmp_path))

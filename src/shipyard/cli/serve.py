@@ -32,6 +32,11 @@ def serve(
         None, help="Ray: an existing cluster [default: start one on this machine's CPUs]."
     ),
     replica_cpus: float = typer.Option(1.0, min=0, help="Ray: CPUs reserved per replica."),
+    ray_ingress: str = typer.Option(
+        "proxy",
+        help="Ray: proxy (Ray Serve's HTTP proxy actor) or haproxy (its HAProxy ingress, "
+        "straight to each replica's HTTP server; a cluster this command starts).",
+    ),
 ) -> None:
     """Serve models over the Open Inference Protocol (V2), V1 and OpenAI routes."""
     from shipyard.errors import InvalidInputError
@@ -69,5 +74,6 @@ def serve(
         autoscale=ray_engine.parse_autoscale(autoscale) if autoscale is not None else None,
         address=ray_address,
         replica_cpus=replica_cpus,
+        ingress=ray_ingress,
     )
     ray_engine.run(settings, model or None, options)

@@ -20,6 +20,7 @@ import logging
 import os
 import signal
 import socket
+import tempfile
 import threading
 from collections.abc import MutableMapping
 from dataclasses import dataclass
@@ -52,6 +53,11 @@ class RayOptions:
     autoscale: tuple[int, int] | None = None  # (min, max) replicas
     address: str | None = None  # an existing cluster; None starts a local one
     replica_cpus: float = 1.0
+    # "proxy": Ray Serve's Python HTTP proxy actor forwards each request to a replica;
+    # "haproxy": Ray Serve's HAProxy ingress (a C proxy, bundled with ray[serve]) hands the
+    # connection to the replica's own HTTP server ("direct ingress"), one Python hop fewer.
+    # Shipyard can only choose it for a cluster it starts itself.
+    ingress: str = "proxy"
     # Ray's default (5) would hold every batch at 5 requests; Shipyard's own bounded queue
     # decides when a replica is full, so Ray lets plenty through.
     max_ongoing_requests: int = 1024
@@ -83,6 +89,34 @@ def parse_autoscale(text: str) -> tuple[int, int]:
             f"--autoscale takes MIN:MAX replicas with 0 <= MIN <= MAX, not {text!r}"
         )
     return bounds
+
+
+INGRESSES = ("proxy", "haproxy")
+
+
+def ingress_environment(ingress: str, scratch: str) -> dict[str, str]:
+    """The environment a local cluster is started with for ``ingress``.
+
+    Ray Serve reads its ingress flags from the environment of every process of the cluster
+    (they inherit the starting process's). HAProxy's files and side ports default to fixed
+    places (/tmp/haproxy-serve, ports 8404 and 9101); each cluster gets its own here, so
+    two servers on one machine do not collide.
+    """
+    if ingress not in INGRESSES:
+        raise InvalidInputError(f"--ray-ingress is one of {', '.join(INGRESSES)}, not {ingress!r}")
+    if ingress == "proxy":
+        return {}
+    return {
+        "RAY_SERVE_ENABLE_HA_PROXY": "1",
+        "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1",
+        "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": f"{scratch}/haproxy.cfg",
+        "RAY_SERVE_HAPROXY_SOCKET_PATH": f"{scratch}/admin.sock",
+        "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": scratch,
+        "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": f"{scratch}/server-state",
+        "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": f"{scratch}/metrics.sock",
+        "RAY_SERVE_HAPROXY_STATS_PORT": str(_free_port("127.0.0.1")),
+        "RAY_SERVE_HAPROXY_METRICS_PORT": str(_free_port("127.0.0.1")),
+    }
 
 
 def import_ray() -> tuple[Any, Any]:
@@ -232,6 +266,27 @@ def undeploy(applications: list[str], timeout_s: float = 60.0) -> None:
 
 def run(settings: Settings, models: list[str] | None, options: RayOptions) -> None:
     """Serve on Ray in the foreground until SIGTERM/SIGINT, then shut Ray Serve down."""
+    if options.ingress != "proxy" and options.address is not None:
+        raise InvalidInputError(
+            "--ray-ingress haproxy is for a cluster Shipyard starts; an existing cluster's "
+            "ingress is set where it was started (RAY_SERVE_ENABLE_HA_PROXY=1)"
+        )
+    with tempfile.TemporaryDirectory(prefix="shipyard-ray-") as scratch:
+        environment = ingress_environment(options.ingress, scratch)
+        # before Ray is imported: ray.serve reads its flags once, on import
+        saved = {key: os.environ.get(key) for key in environment}
+        os.environ.update(environment)
+        try:
+            _run(settings, models, options)
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+def _run(settings: Settings, models: list[str] | None, options: RayOptions) -> None:
     ray, serve = import_ray()
     if settings.port == 0:
         settings = settings.model_copy(update={"port": _free_port(settings.host)})
