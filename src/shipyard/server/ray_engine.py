@@ -1,13 +1,16 @@
 """Shipyard on Ray Serve: ``shipyard serve --engine ray`` (the ``ray`` extra).
 
 Owns turning what ``shipyard serve`` would serve into Ray Serve applications, and running
-them in the foreground. Each served model is one application, routed by Ray's proxy on the
-prefix ``/v2/models/<name>``, of one deployment whose replicas each run Shipyard's own app
-for that model alone: its DeploymentManager, ModelRunner and Batcher. Shipyard's batcher is
-the only batcher (no ``@serve.batch``), the routes and answers are Shipyard's, and every
-replica opens the registry itself, so alias moves are followed as on the local engine. One
-more application, at ``/``, runs the app with no model of its own: health, server metadata,
-``/metrics`` of that process and the management API.
+them in the foreground. Each served model is one application, routed by Ray's ingress (its
+proxy actor, or its HAProxy) on the prefix ``/v2/models/<name>``, of one deployment whose
+replicas each run Shipyard's own app for that model alone: its DeploymentManager,
+ModelRunner and Batcher. Shipyard's batcher is the only batcher (no ``@serve.batch``), the
+routes and answers are Shipyard's, and every replica opens the registry itself, so alias
+moves are followed as on the local engine. One more application, at ``/``, runs the app
+with no model of its own: health, server metadata, ``/metrics`` of that process and the
+management API. Ray routes by path prefix only, so the routes that name the model elsewhere
+(V1 ``/v1/models/<name>:predict``, OpenAI ``/v1/embeddings``) reach the front, which serves
+no model: they answer 404 on this engine.
 
 Ray is imported only inside functions: without the extra, ``shipyard serve`` still works and
 ``--engine ray`` fails with a MissingDependencyError naming it.
@@ -116,6 +119,9 @@ def ingress_environment(ingress: str, scratch: str) -> dict[str, str]:
         "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": f"{scratch}/metrics.sock",
         "RAY_SERVE_HAPROXY_STATS_PORT": str(_free_port("127.0.0.1")),
         "RAY_SERVE_HAPROXY_METRICS_PORT": str(_free_port("127.0.0.1")),
+        # a stopping replica keeps answering this long for load balancers still sending to
+        # it (default 30 s); the only one here is this cluster's HAProxy, told at once
+        "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "2",
     }
 
 
