@@ -197,15 +197,13 @@ def test_replicas_follow_an_alias_move_in_the_registry(
 
 
 def test_cli_engine_ray_serves_until_sigterm(ray_registry: Registry, tmp_path: Path) -> None:
-    # its own local cluster, on Ray Serve's HAProxy ingress (the in-process tests above go
-    # through Ray's default HTTP proxy)
+    # its own local cluster, so by default on Ray Serve's HAProxy ingress (the in-process
+    # tests above go through Ray's HTTP proxy, the ingress of a cluster given by address)
     server = ServeProcess(
         ray_registry.settings.home,
         tmp_path,
         "--engine",
         "ray",
-        "--ray-ingress",
-        "haproxy",
         "--model",
         "tiny",
         "--replica-cpus",

@@ -32,10 +32,11 @@ def serve(
         None, help="Ray: an existing cluster [default: start one on this machine's CPUs]."
     ),
     replica_cpus: float = typer.Option(1.0, min=0, help="Ray: CPUs reserved per replica."),
-    ray_ingress: str = typer.Option(
-        "proxy",
+    ray_ingress: str | None = typer.Option(
+        None,
         help="Ray: proxy (Ray Serve's HTTP proxy actor) or haproxy (its HAProxy ingress, "
-        "straight to each replica's HTTP server; a cluster this command starts).",
+        "straight to each replica's HTTP server; a cluster this command starts) "
+        "[default: haproxy for a cluster this command starts, else proxy].",
     ),
 ) -> None:
     """Serve models over the Open Inference Protocol (V2), V1 and OpenAI routes."""

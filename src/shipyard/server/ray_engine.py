@@ -59,8 +59,9 @@ class RayOptions:
     # "proxy": Ray Serve's Python HTTP proxy actor forwards each request to a replica;
     # "haproxy": Ray Serve's HAProxy ingress (a C proxy, bundled with ray[serve]) hands the
     # connection to the replica's own HTTP server ("direct ingress"), one Python hop fewer.
-    # Shipyard can only choose it for a cluster it starts itself.
-    ingress: str = "proxy"
+    # Shipyard can only choose it for a cluster it starts itself, and does by default there:
+    # the Python proxy's hop costs more than the model for small requests (see the README).
+    ingress: str | None = None  # None: haproxy for a cluster started here, else proxy
     # Ray's default (5) would hold every batch at 5 requests; Shipyard's own bounded queue
     # decides when a replica is full, so Ray lets plenty through.
     max_ongoing_requests: int = 1024
@@ -272,13 +273,14 @@ def undeploy(applications: list[str], timeout_s: float = 60.0) -> None:
 
 def run(settings: Settings, models: list[str] | None, options: RayOptions) -> None:
     """Serve on Ray in the foreground until SIGTERM/SIGINT, then shut Ray Serve down."""
-    if options.ingress != "proxy" and options.address is not None:
+    ingress = options.ingress or ("proxy" if options.address is not None else "haproxy")
+    if ingress != "proxy" and options.address is not None:
         raise InvalidInputError(
             "--ray-ingress haproxy is for a cluster Shipyard starts; an existing cluster's "
             "ingress is set where it was started (RAY_SERVE_ENABLE_HA_PROXY=1)"
         )
     with tempfile.TemporaryDirectory(prefix="shipyard-ray-") as scratch:
-        environment = ingress_environment(options.ingress, scratch)
+        environment = ingress_environment(ingress, scratch)
         # before Ray is imported: ray.serve reads its flags once, on import
         saved = {key: os.environ.get(key) for key in environment}
         os.environ.update(environment)
