@@ -195,18 +195,27 @@ def minilm_version(
 # The inference server (tests/test_server_*.py) ------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", params=["sqlite+folder", "postgresql+s3"])
 def tensor_registry(
+    request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
     _tiny_onnx_bytes: bytes,
     cancer_classifier: Any,
     cancer_csv: Path,
 ) -> Iterator[Registry]:
-    """tiny and cancer, registered once with a production alias; the shared server reads it."""
+    """tiny and cancer, registered once with a production alias; the shared server reads it.
+
+    Once on the embedded default and once on a PostgreSQL database with the artifacts in a
+    bucket: every test of the shared server runs on each."""
     import shipyard
 
     root = tmp_path_factory.mktemp("served")
-    reg = Registry(Settings(home=root / "home"))
+    storage: dict[str, Any] = {}
+    if request.param == "postgresql+s3":
+        storage["db_url"] = request.getfixturevalue("postgres_cluster").new_database()
+        s3 = request.getfixturevalue("s3_server")
+        storage["artifact_url"] = f"s3://{s3.new_bucket()}/served"
+    reg = Registry(Settings(home=root / "home", **storage))
     tiny = root / "tiny.onnx"
     tiny.write_bytes(_tiny_onnx_bytes)
     try:
@@ -228,7 +237,13 @@ def tensor_server(tensor_registry: Registry) -> Iterator[Any]:
     """One server for tiny and cancer shared by the read-only server tests (64 KiB body limit)."""
     from server_helpers import running_server, server_settings
 
-    settings = server_settings(tensor_registry.settings.home, max_body_bytes=64 * 1024)
+    stored = tensor_registry.settings
+    settings = server_settings(
+        stored.home,
+        db_url=stored.db_url,
+        artifact_url=stored.artifact_url,
+        max_body_bytes=64 * 1024,
+    )
     with running_server(settings, models=["tiny", "cancer"]) as server:
         yield server
 
@@ -315,10 +330,18 @@ def s3_server() -> Iterator[Any]:
 
     server = S3Server()
     server.start()
+    # For the session: the shared servers' registries read their bucket through it.
+    saved = {key: os.environ.get(key) for key in server.environment()}
+    os.environ.update(server.environment())
     try:
         yield server
     finally:
         server.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @pytest.fixture

@@ -258,6 +258,16 @@ def clean_environment(home: Path, **variables: str) -> dict[str, str]:
     return env
 
 
+def storage_environment(settings: Settings) -> dict[str, str]:
+    """The variables that point a child process at the database and store of ``settings``."""
+    env: dict[str, str] = {}
+    if settings.db_url:
+        env["SHIPYARD_DB_URL"] = settings.db_url
+    if settings.artifact_url:
+        env["SHIPYARD_ARTIFACT_URL"] = settings.artifact_url
+    return env
+
+
 class ServeProcess:
     """``shipyard serve`` in a child process, its stderr in a file; stopped by its PID."""
 

@@ -32,6 +32,7 @@ from shipyard.registry.monitoring import MonitorStore, StoredPrediction, StoredW
 from shipyard.server import Server
 
 DATABASES = ("sqlite", "postgresql")  # each test on both (tests/conftest.py)
+ARTIFACT_STORES = ("folder", "s3")  # and with its artifacts in each
 
 LONG = 3600.0  # a flush interval that never comes during a test: flushes are explicit
 SHIFTED = (0, 3)  # the features moved far away in the drift scenario

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from server_helpers import HANG_GUARD_S, server_settings
+from server_helpers import HANG_GUARD_S
 from shipyard import Registry
 from shipyard.server import Server
 from shipyard.server.protocol import CorkedTransport, SingleWriteProtocol
@@ -152,7 +152,7 @@ class CountingServer(Server):
 @pytest.fixture(scope="module")
 def counted_server(tensor_registry: Registry) -> Iterator[int]:
     """The real server with the counting protocol, on a free port; yields the port."""
-    settings = server_settings(tensor_registry.settings.home)
+    settings = tensor_registry.settings.model_copy(update={"port": 0, "access_log": False})
     server = CountingServer(settings, models=["tiny"], registry=tensor_registry)
     try:
         server.start(timeout_s=HANG_GUARD_S)

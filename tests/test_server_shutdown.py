@@ -11,7 +11,14 @@ from typing import Any
 import numpy as np
 
 from helpers import tiny_expected
-from server_helpers import HANG_GUARD_S, ServeProcess, client, v2_tiny, wait_for
+from server_helpers import (
+    HANG_GUARD_S,
+    ServeProcess,
+    client,
+    storage_environment,
+    v2_tiny,
+    wait_for,
+)
 from shipyard import Registry
 
 
@@ -79,7 +86,12 @@ def test_access_log_has_one_json_line_per_request(
     tensor_registry: Registry, tmp_path: Path
 ) -> None:
     server = ServeProcess(
-        tensor_registry.settings.home, tmp_path, "--model", "tiny", "--access-log"
+        tensor_registry.settings.home,
+        tmp_path,
+        "--model",
+        "tiny",
+        "--access-log",
+        env=storage_environment(tensor_registry.settings),
     )
     try:
         server.wait_ready()
@@ -131,7 +143,12 @@ def test_access_log_has_one_json_line_per_request(
 
 def test_no_access_log_when_disabled(tensor_registry: Registry, tmp_path: Path) -> None:
     server = ServeProcess(
-        tensor_registry.settings.home, tmp_path, "--model", "tiny", "--no-access-log"
+        tensor_registry.settings.home,
+        tmp_path,
+        "--model",
+        "tiny",
+        "--no-access-log",
+        env=storage_environment(tensor_registry.settings),
     )
     try:
         server.wait_ready()
@@ -147,7 +164,13 @@ def test_no_access_log_when_disabled(tensor_registry: Registry, tmp_path: Path) 
 def test_sigterm_on_an_idle_server_exits_0_quickly(
     tensor_registry: Registry, tmp_path: Path
 ) -> None:
-    server = ServeProcess(tensor_registry.settings.home, tmp_path, "--model", "tiny")
+    server = ServeProcess(
+        tensor_registry.settings.home,
+        tmp_path,
+        "--model",
+        "tiny",
+        env=storage_environment(tensor_registry.settings),
+    )
     try:
         server.wait_ready()
         server.terminate()
