@@ -23,7 +23,7 @@ WAIT_S = 120.0  # the machine is shared: generous, only a guard against a hang
 POLL_S = 0.1  # between reads of the registry (every session takes SQLite's write lock)
 
 
-def serve_environment(monitor: dict[str, Any] | None = None, **extra: str) -> dict[str, str]:
+def serve_environment(monitor: dict[str, Any] | None = None, /, **extra: str) -> dict[str, str]:
     """Short clocks: a tick every 0.3 s, a promoted version's bake of 1 s; the monitor off
     unless its settings are given (``replica=`` names the replica either way)."""
     options: dict[str, Any] = {"enabled": False} if monitor is None else dict(monitor)
