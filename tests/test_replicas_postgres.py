@@ -29,7 +29,9 @@ from server_helpers import ServeProcess, client, scrape
 from shipyard import Registry, Settings
 from shipyard.registry.store import utcnow
 
-ARTIFACT_STORES = ("folder",)  # the one local folder both replicas read
+# The artifacts in one bucket both replicas read (the folder store's sharing is covered by
+# tests/test_rollout_replicas.py on PostgreSQL).
+ARTIFACT_STORES = ("s3",)
 MONITOR = {"flush_seconds": 1.0}  # windows written and evaluated every second
 
 
@@ -37,8 +39,10 @@ MONITOR = {"flush_seconds": 1.0}  # windows written and evaluated every second
 def storage(request: pytest.FixtureRequest, tmp_path: Path, postgres_url: str) -> dict[str, str]:
     """The environment every replica (and the test's registry) is given: one database, one
     artifact store."""
-    assert request.param == "folder"
-    return {"SHIPYARD_HOME": str(tmp_path / "home"), "SHIPYARD_DB_URL": postgres_url}
+    env = {"SHIPYARD_HOME": str(tmp_path / "home"), "SHIPYARD_DB_URL": postgres_url}
+    if request.param == "s3":
+        env["SHIPYARD_ARTIFACT_URL"] = request.getfixturevalue("s3_url")
+    return env
 
 
 @pytest.fixture
