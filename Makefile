@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 EXTRAS := sklearn,torch,hf,keras,postgres,s3,ray,dev
 
-.PHONY: venv demo test lint typecheck unit prometheus postgres bench bench-monitor clean
+.PHONY: venv demo test lint typecheck unit prometheus postgres bench bench-monitor bench-tracking bench-scale-out clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -54,6 +54,8 @@ bench-monitor: venv
 	$(BIN)/python benchmarks/monitor.py --json bench-results/monitor.json
 bench-tracking: venv
 	$(BIN)/python benchmarks/tracking.py --json bench-results/tracking.json
+bench-scale-out: venv postgres
+	$(BIN)/python benchmarks/scale_out.py --json bench-results/scale_out.json
 
 clean:
 	rm -rf $(VENV) .shipyard .mypy_cache .ruff_cache .pytest_cache
