@@ -189,22 +189,14 @@ class SqlDatabase:
 
     def write(self, work: Callable[[Session], T]) -> T:
         for attempt in range(1, WRITE_ATTEMPTS + 1):
-            session = self._sessions()
             try:
-                result = work(session)
-                session.commit()
-                return result
-            except OperationalError as exc:
-                session.rollback()
-                if attempt == WRITE_ATTEMPTS or not _conflict(exc):
-                    raise StorageError(
-                        f"the metadata database {safe_url(self.url)} failed: {_reason(exc)}"
-                    ) from exc
-            except BaseException:
-                session.rollback()
-                raise
-            finally:
-                session.close()
+                with self.session() as session:
+                    return work(session)
+            except StorageError as exc:
+                cause = exc.__cause__
+                conflict = isinstance(cause, OperationalError) and _conflict(cause)
+                if attempt == WRITE_ATTEMPTS or not conflict:
+                    raise
             # Backing off by a random share of a growing pause keeps two writers that
             # collided from colliding again in step.
             time.sleep(random.uniform(0, WRITE_BACKOFF_S * 2**attempt))

@@ -139,16 +139,16 @@ class S3ArtifactStore:
             self._fail("refresh", exc, digest)
 
     def remove(self, digests: Iterable[str]) -> None:
-        keys = [{"Key": self.key(d)} for d in digests]
-        for start in range(0, len(keys), DELETE_BATCH):
-            batch = keys[start : start + DELETE_BATCH]
+        doomed = list(digests)
+        for start in range(0, len(doomed), DELETE_BATCH):
+            batch = [{"Key": self.key(d)} for d in doomed[start : start + DELETE_BATCH]]
             try:
                 self._client.delete_objects(
                     Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
                 )
             except Exception as exc:
                 self._fail("delete", exc)
-        self.cache.remove(k["Key"].rsplit("/", 1)[-1] for k in keys)
+        self.cache.remove(doomed)
 
     def list_blobs(self) -> Iterator[BlobInfo]:
         prefix = f"{self.prefix}/sha256/" if self.prefix else "sha256/"
